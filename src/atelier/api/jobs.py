@@ -1,0 +1,109 @@
+"""/api/v1/jobs: submit, read, list, cancel, retry, delete."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from atelier.api.deps import BaseUrl, JobsDep, Owner, RuntimeDep
+from atelier.errors import InvalidRequest
+from atelier.jobs.views import JobCreate, JobPage, JobView
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="submit_job",
+    responses={200: {"model": JobView, "description": "Finished within Prefer: wait=N"}},
+)
+async def submit_job(
+    body: JobCreate,
+    response: Response,
+    jobs: JobsDep,
+    runtime: RuntimeDep,
+    owner: Owner,
+    base_url: BaseUrl,
+    prefer: Annotated[str | None, Header()] = None,
+) -> JobView:
+    """Queue a ComfyUI API-format graph. `Prefer: wait=N` waits up to N seconds for the end."""
+    job = await jobs.submit(body, owner=owner, base_url=base_url)
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    wait = _wait_seconds(prefer, runtime.settings.max_wait_seconds)
+    if wait:
+        job = await jobs.wait(job.id, wait, owner=owner, base_url=base_url)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+        if job.status in ("completed", "failed", "cancelled"):
+            response.status_code = status.HTTP_200_OK
+    return job
+
+
+@router.get("", operation_id="list_jobs")
+async def list_jobs(
+    jobs: JobsDep,
+    owner: Owner,
+    base_url: BaseUrl,
+    status_filter: Annotated[
+        list[str] | None,
+        Query(
+            alias="status",
+            description="queued, running, completed, failed, cancelled; repeat or comma-separate",
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None, Query(description="key:value; repeat to require several")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobPage:
+    """Newest first, a page at a time: pass `next_cursor` back as `cursor`."""
+    statuses = [s.strip() for item in status_filter or [] for s in item.split(",") if s.strip()]
+    allowed = {"queued", "running", "completed", "failed", "cancelled"}
+    for item in statuses:
+        if item not in allowed:
+            raise InvalidRequest(f"unknown status {item!r}", field="status")
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise InvalidRequest(f"label filter {item!r} is not key:value", field="label")
+        labels[key] = value
+    return await jobs.find(
+        owner=owner, base_url=base_url, statuses=statuses, labels=labels, cursor=cursor, limit=limit
+    )
+
+
+@router.get("/{job_id}", operation_id="get_job")
+async def get_job(job_id: str, jobs: JobsDep, owner: Owner, base_url: BaseUrl) -> JobView:
+    return await jobs.get(job_id, owner=owner, base_url=base_url)
+
+
+@router.post("/{job_id}/cancel", operation_id="cancel_job")
+async def cancel_job(job_id: str, jobs: JobsDep, owner: Owner, base_url: BaseUrl) -> JobView:
+    """Queued: cancelled at once. Running: interrupted on its backend, then cancelled."""
+    return await jobs.cancel(job_id, owner=owner, base_url=base_url)
+
+
+@router.post("/{job_id}/retry", operation_id="retry_job", status_code=status.HTTP_202_ACCEPTED)
+async def retry_job(job_id: str, jobs: JobsDep, owner: Owner, base_url: BaseUrl) -> JobView:
+    """Queue a failed or cancelled job again; it runs as a new attempt."""
+    return await jobs.retry(job_id, owner=owner, base_url=base_url)
+
+
+@router.delete("/{job_id}", operation_id="delete_job", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_job(job_id: str, jobs: JobsDep, owner: Owner) -> Response:
+    """Delete a finished job and its artifacts (files shared with other jobs stay)."""
+    await jobs.delete(job_id, owner=owner)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _wait_seconds(prefer: str | None, cap: float) -> float:
+    if not prefer:
+        return 0.0
+    match = _WAIT.search(prefer)
+    return min(float(match.group(1)), cap) if match else 0.0

@@ -1,0 +1,125 @@
+"""Job events over Server-Sent Events and WebSocket, replayable from the events table.
+
+A stream first replays persisted events after the client's last id (``Last-Event-ID`` or
+``?after=``), then follows live ones. It subscribes before replaying, so nothing falls
+in the gap; ids already sent are skipped. A job's stream ends after its terminal event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
+from sse_starlette.sse import EventSourceResponse
+
+from atelier.api.deps import BaseUrl, JobsDep, Owner, RuntimeDep
+from atelier.events import JobEvent
+from atelier.runtime import Runtime
+
+router = APIRouter(tags=["events"])
+
+TERMINAL = {"completed", "failed", "cancelled"}
+REPLAY_PAGE = 500
+
+
+async def event_stream(runtime: Runtime, job_id: str | None, after: int) -> AsyncIterator[JobEvent]:
+    sent: set[int] = set()
+    last = after
+    async with runtime.bus.subscribe(job_id) as subscription:
+
+        async def replay() -> AsyncIterator[JobEvent]:
+            nonlocal last
+            while True:
+                async with runtime.ledger.unit() as unit:
+                    rows = await unit.events.after(last, job_id=job_id, limit=REPLAY_PAGE)
+                for row in rows:
+                    last = max(last, row.id)
+                    if row.id not in sent:
+                        sent.add(row.id)
+                        yield JobEvent(row.id, row.job_id, row.type, row.data, row.created_at)
+                if len(rows) < REPLAY_PAGE:
+                    return
+
+        async for event in replay():
+            yield event
+            if job_id is not None and event.type in TERMINAL:
+                return
+        while True:
+            if subscription.lagged:
+                subscription.lagged = False
+                while not subscription.queue.empty():
+                    subscription.queue.get_nowait()
+                async for event in replay():
+                    yield event
+                    if job_id is not None and event.type in TERMINAL:
+                        return
+                continue
+            event = await subscription.queue.get()
+            if event.id in sent or event.id <= after:
+                continue
+            sent.add(event.id)
+            last = max(last, event.id)
+            yield event
+            if job_id is not None and event.type in TERMINAL:
+                return
+
+
+def _after(last_event_id: str | None, after: int | None) -> int:
+    if after is not None:
+        return after
+    if last_event_id and last_event_id.strip().isdigit():
+        return int(last_event_id.strip())
+    return 0
+
+
+def _sse(stream: AsyncIterator[JobEvent]) -> EventSourceResponse:
+    async def frames() -> AsyncIterator[dict[str, Any]]:
+        async for event in stream:
+            yield {"id": str(event.id), "event": event.type, "data": json.dumps(event.as_dict())}
+
+    return EventSourceResponse(frames(), ping=15)
+
+
+@router.get("/api/v1/jobs/{job_id}/events", operation_id="job_events", tags=["jobs"])
+async def job_events(
+    job_id: str,
+    runtime: RuntimeDep,
+    jobs: JobsDep,
+    owner: Owner,
+    base_url: BaseUrl,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="Replay events after this id")] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events of one job; reconnect with Last-Event-ID to miss nothing."""
+    await jobs.get(job_id, owner=owner, base_url=base_url)  # 404 for unknown jobs
+    return _sse(event_stream(runtime, job_id, _after(last_event_id, after)))
+
+
+@router.get("/api/v1/events", operation_id="all_events")
+async def all_events(
+    runtime: RuntimeDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events of every job."""
+    return _sse(event_stream(runtime, None, _after(last_event_id, after)))
+
+
+@router.websocket("/api/v1/jobs/{job_id}/ws")
+async def job_websocket(websocket: WebSocket, job_id: str, after: int = 0) -> None:
+    """The same events as /events, one JSON text message each; closes after the end."""
+    runtime: Runtime = websocket.app.state.runtime
+    async with runtime.ledger.unit() as unit:
+        exists = await unit.jobs.get(job_id) is not None
+    if not exists:
+        await websocket.close(code=4404, reason="job not found")
+        return
+    await websocket.accept()
+    try:
+        async for event in event_stream(runtime, job_id, max(0, after)):
+            await websocket.send_json(event.as_dict())
+        await websocket.close(code=1000)
+    except WebSocketDisconnect:
+        return

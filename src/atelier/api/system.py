@@ -1,0 +1,57 @@
+"""Liveness, readiness, the service summary, and the backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from atelier import __version__
+from atelier.api.deps import RuntimeDep
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", operation_id="health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", operation_id="ready", responses={503: {"description": "Not ready"}})
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """Ready once the database answers and at least one backend is up."""
+    database = await runtime.database.ping()
+    backends = runtime.pool.up_count
+    ok = database and backends > 0
+    body = {"status": "ready" if ok else "not ready", "database": database, "backends_up": backends}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/", operation_id="service_info")
+async def service_info(runtime: RuntimeDep) -> dict[str, Any]:
+    async with runtime.ledger.unit() as unit:
+        counts = await unit.jobs.count_by_status()
+    info: dict[str, Any] = {
+        "name": "atelier",
+        "version": __version__,
+        "shape": "single-node",
+        "database": runtime.database.dialect,
+        "demo": runtime.settings.demo,
+        "jobs": counts,
+        "backends": len(runtime.pool.backends),
+        "backends_up": runtime.pool.up_count,
+        "docs": "/docs",
+    }
+    if runtime.settings.demo:
+        info["notice"] = (
+            "DEMO MODE: jobs run on a built-in fake ComfyUI that simulates models; "
+            "images are generated test patterns, not diffusion output."
+        )
+    return info
+
+
+@router.get("/api/v1/backends", operation_id="list_backends", tags=["backends"])
+async def list_backends(runtime: RuntimeDep) -> dict[str, list[dict[str, Any]]]:
+    return {"items": [backend.describe() for backend in runtime.pool]}

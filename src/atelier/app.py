@@ -1,0 +1,39 @@
+"""create_app(settings): the FastAPI application; its lifespan owns every resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from atelier import __version__
+from atelier.api import artifacts, jobs, problems, streaming, system
+from atelier.api.limits import BodySizeLimit
+from atelier.runtime import start_runtime, stop_runtime
+from atelier.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await start_runtime(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await stop_runtime(runtime)
+
+    app = FastAPI(
+        title="Atelier",
+        version=__version__,
+        description="A production job API for ComfyUI: durable jobs, honest progress, real files.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (system, jobs, streaming, artifacts):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

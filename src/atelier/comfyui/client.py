@@ -1,0 +1,233 @@
+"""ComfyUI over HTTP (httpx) and WebSocket (websockets).
+
+Every network failure surfaces as ``BackendUnavailable`` and every unreadable answer as
+``BackendProtocolError``, so callers deal with two cases, not with httpx's whole tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Self
+from urllib.parse import urlencode
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from atelier.comfyui.messages import (
+    HistoryEntry,
+    Message,
+    QueueState,
+    SubmitResult,
+    UploadedFile,
+    parse_message,
+)
+from atelier.errors import BackendProtocolError, BackendUnavailable, PromptRejected
+
+
+class ComfyClient:
+    """One ComfyUI backend. Cheap to keep; close() releases its connection pool."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=httpx.Timeout(timeout), follow_redirects=False
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _request(
+        self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            return await self._http.request(
+                method, path, timeout=timeout if timeout is not None else self._timeout, **kwargs
+            )
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"{self.base_url}: {type(exc).__name__}: {exc}".rstrip(": ")
+            ) from exc
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise BackendProtocolError(f"{method} {path} answered {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendProtocolError(f"{method} {path} answered non-JSON") from exc
+
+    # Info
+
+    async def system_stats(self, *, timeout: float | None = None) -> dict[str, Any]:
+        data = await self._json("GET", "/system_stats", timeout=timeout)
+        if not isinstance(data, dict):
+            raise BackendProtocolError("/system_stats is not an object")
+        return data
+
+    async def object_info(self) -> dict[str, Any]:
+        data = await self._json("GET", "/object_info", timeout=max(self._timeout, 30.0))
+        if not isinstance(data, dict):
+            raise BackendProtocolError("/object_info is not an object")
+        return data
+
+    async def models(self, folder: str) -> list[str]:
+        response = await self._request("GET", f"/models/{folder}")
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise BackendProtocolError(f"/models/{folder} answered {response.status_code}")
+        data = response.json()
+        return [str(x) for x in data] if isinstance(data, list) else []
+
+    # Prompts and queue
+
+    async def submit(
+        self,
+        prompt: dict[str, Any],
+        *,
+        prompt_id: str,
+        client_id: str,
+        number: float | None = None,
+        front: bool = False,
+        extra_data: dict[str, Any] | None = None,
+    ) -> SubmitResult:
+        body: dict[str, Any] = {"prompt": prompt, "prompt_id": prompt_id, "client_id": client_id}
+        if number is not None:
+            body["number"] = number
+        if front:
+            body["front"] = True
+        if extra_data:
+            body["extra_data"] = extra_data
+        response = await self._request("POST", "/prompt", json=body)
+        if response.status_code == 400:
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise BackendProtocolError("POST /prompt answered 400 without JSON") from exc
+            error = data.get("error") if isinstance(data, dict) else None
+            error = error if isinstance(error, dict) else {"message": str(error)}
+            node_errors = data.get("node_errors") or {}
+            raise PromptRejected(
+                str(error.get("message", "rejected")), error=error, node_errors=node_errors
+            )
+        if response.status_code != 200:
+            raise BackendProtocolError(f"POST /prompt answered {response.status_code}")
+        try:
+            return SubmitResult.model_validate(response.json())
+        except ValueError as exc:
+            raise BackendProtocolError("POST /prompt answered an unreadable body") from exc
+
+    async def queue(self) -> QueueState:
+        data = await self._json("GET", "/queue")
+        try:
+            return QueueState(
+                running=[str(item[1]) for item in data.get("queue_running", [])],
+                pending=[
+                    str(item[1])
+                    for item in sorted(data.get("queue_pending", []), key=lambda i: i[0])
+                ],
+            )
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise BackendProtocolError("GET /queue answered an unreadable body") from exc
+
+    async def history(self, prompt_id: str) -> HistoryEntry | None:
+        """The history entry, or None while ComfyUI has none (it answers ``{}``)."""
+        data = await self._json("GET", f"/history/{prompt_id}")
+        if not isinstance(data, dict) or prompt_id not in data:
+            return None
+        try:
+            return HistoryEntry.model_validate(data[prompt_id])
+        except ValueError as exc:
+            raise BackendProtocolError("history entry is unreadable") from exc
+
+    async def delete_pending(self, prompt_ids: list[str]) -> None:
+        await self._request("POST", "/queue", json={"delete": prompt_ids})
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        body = {"prompt_id": prompt_id} if prompt_id else {}
+        await self._request("POST", "/interrupt", json=body)
+
+    # Files
+
+    async def upload_image(
+        self, data: bytes, filename: str, *, subfolder: str = "", overwrite: bool = False
+    ) -> UploadedFile:
+        files = {"image": (filename, data, "application/octet-stream")}
+        form = {"subfolder": subfolder, "type": "input", "overwrite": str(overwrite).lower()}
+        response = await self._request("POST", "/upload/image", files=files, data=form)
+        if response.status_code != 200:
+            raise BackendProtocolError(f"POST /upload/image answered {response.status_code}")
+        return UploadedFile.model_validate(response.json())
+
+    @asynccontextmanager
+    async def view(
+        self, filename: str, *, subfolder: str = "", type: str = "output"
+    ) -> AsyncIterator[httpx.Response]:
+        """Stream one output file; the caller reads ``response.aiter_bytes()``."""
+        params = {"filename": filename, "subfolder": subfolder, "type": type}
+        request = self._http.build_request("GET", "/view", params=params)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"{self.base_url}: {type_name(exc)}") from exc
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    # WebSocket
+
+    def websocket_url(self, client_id: str) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        host = self.base_url.split("://", 1)[1]
+        return f"{scheme}://{host}/ws?{urlencode({'clientId': client_id})}"
+
+    @asynccontextmanager
+    async def connect(self, client_id: str) -> AsyncIterator[ComfySocket]:
+        try:
+            connection = await asyncio.wait_for(
+                websockets.connect(self.websocket_url(client_id), max_size=None),
+                timeout=self._timeout,
+            )
+        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+            raise BackendUnavailable(f"{self.base_url}: websocket: {type_name(exc)}") from exc
+        try:
+            yield ComfySocket(connection)
+        finally:
+            await connection.close()
+
+
+class ComfySocket:
+    """The /ws stream for one client_id, as typed messages."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._connection = connection
+
+    async def receive(self, timeout: float) -> Message | None:
+        """The next message, or None after ``timeout`` seconds of silence.
+
+        Raises BackendUnavailable when the socket closes.
+        """
+        try:
+            raw = await asyncio.wait_for(self._connection.recv(), timeout=timeout)
+        except TimeoutError:
+            return None
+        except (websockets.ConnectionClosed, OSError) as exc:
+            raise BackendUnavailable(f"websocket closed: {type_name(exc)}") from exc
+        return parse_message(raw)
+
+
+def type_name(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

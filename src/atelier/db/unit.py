@@ -1,0 +1,40 @@
+"""A unit of work: one transaction, its repositories, and the events it emits.
+
+Events are written in the transaction and published on the bus only after it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atelier.db.database import Database
+from atelier.db.repositories import ArtifactRepository, EventRepository, JobRepository
+from atelier.events import EventBus, JobEvent
+
+
+class UnitOfWork:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.jobs = JobRepository(session)
+        self.events = EventRepository(session)
+        self.artifacts = ArtifactRepository(session)
+        self.emitted: list[JobEvent] = []
+
+    async def emit(self, job_id: str, type: str, data: dict[str, Any]) -> JobEvent:
+        row = await self.events.add(job_id, type, data)
+        event = JobEvent(id=row.id, job_id=job_id, type=type, data=data, created_at=row.created_at)
+        self.emitted.append(event)
+        return event
+
+
+@asynccontextmanager
+async def unit_of_work(database: Database, bus: EventBus) -> AsyncIterator[UnitOfWork]:
+    async with database.transaction() as session:
+        unit = UnitOfWork(session)
+        yield unit
+    for event in unit.emitted:
+        bus.publish(event)

@@ -1,0 +1,1 @@
+"""Getting jobs onto ComfyUI backends: the pool, the scheduling policy, the runner."""

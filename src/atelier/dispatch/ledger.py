@@ -1,0 +1,253 @@
+"""Every change of a job's state, each one a conditional UPDATE plus its event.
+
+The dispatcher, the runners and the jobs service all change jobs through here, so the
+rules of the state machine live in one place:
+
+    queued -> running -> completed | failed | cancelled
+    queued <- running          (backend lost: attempt + 1 at the next claim)
+    queued -> cancelled        (cancel while queued)
+    failed | cancelled -> queued  (retry)
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from atelier import events
+from atelier.db.database import Database
+from atelier.db.tables import ArtifactRow, AttemptRow, JobStatus, utcnow
+from atelier.db.unit import UnitOfWork, unit_of_work
+from atelier.dispatch.outputs import CollectedOutput
+from atelier.events import EventBus
+
+Q, R = JobStatus.QUEUED, JobStatus.RUNNING
+
+
+class JobLedger:
+    def __init__(self, database: Database, bus: EventBus) -> None:
+        self.database = database
+        self.bus = bus
+
+    def unit(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        return unit_of_work(self.database, self.bus)
+
+    async def claim(self, job_id: str, backend: str, attempt: int) -> str | None:
+        """queued -> running on ``backend``; returns the new attempt id (the prompt_id)."""
+        attempt_id = str(uuid.uuid4())
+        now = utcnow()
+        async with self.unit() as unit:
+            claimed = await unit.jobs.transition(
+                job_id,
+                [Q],
+                status=R,
+                backend=backend,
+                prompt_id=attempt_id,
+                attempt=attempt,
+                started_at=now,
+                progress=0.0,
+                current_node=None,
+                current_node_type=None,
+                step=None,
+                max_steps=None,
+            )
+            if not claimed:
+                return None
+            await unit.jobs.add_attempt(
+                AttemptRow(
+                    id=attempt_id,
+                    job_id=job_id,
+                    number=attempt,
+                    backend=backend,
+                    status="running",
+                    started_at=now,
+                )
+            )
+            await unit.emit(
+                job_id,
+                events.RUNNING,
+                {
+                    "status": R.value,
+                    "backend": backend,
+                    "attempt": attempt,
+                    "prompt_id": attempt_id,
+                },
+            )
+        return attempt_id
+
+    async def progress(self, job_id: str, attempt_id: str, snapshot: dict[str, Any]) -> None:
+        async with self.unit() as unit:
+            changed = await unit.jobs.transition(
+                job_id,
+                [R],
+                attempt_id=attempt_id,
+                progress=snapshot["progress"],
+                current_node=snapshot.get("node"),
+                current_node_type=snapshot.get("node_type"),
+                step=snapshot.get("step"),
+                max_steps=snapshot.get("max"),
+            )
+            if changed:
+                await unit.emit(job_id, events.PROGRESS, snapshot)
+
+    async def complete(
+        self, job_id: str, attempt_id: str, outputs: list[CollectedOutput], *, owner: str | None
+    ) -> bool:
+        now = utcnow()
+        async with self.unit() as unit:
+            changed = await unit.jobs.transition(
+                job_id,
+                [R],
+                attempt_id=attempt_id,
+                status=JobStatus.COMPLETED,
+                progress=1.0,
+                current_node=None,
+                current_node_type=None,
+                finished_at=now,
+                error=None,
+            )
+            if not changed:
+                return False
+            await unit.jobs.finish_attempt(attempt_id, "completed")
+            for output in outputs:
+                artifact = _artifact_row(job_id, owner, output)
+                await unit.artifacts.add(artifact)
+                await unit.emit(
+                    job_id,
+                    events.OUTPUT,
+                    {
+                        "artifact_id": artifact.id,
+                        "node_id": output.node_id,
+                        "kind": artifact.kind,
+                        "filename": artifact.filename,
+                        "content_type": artifact.content_type,
+                    },
+                )
+            await unit.emit(
+                job_id,
+                events.COMPLETED,
+                {"status": JobStatus.COMPLETED.value, "outputs": len(outputs)},
+            )
+        return True
+
+    async def fail(self, job_id: str, attempt_id: str | None, error: dict[str, Any]) -> bool:
+        async with self.unit() as unit:
+            changed = await unit.jobs.transition(
+                job_id,
+                [R] if attempt_id else [Q, R],
+                attempt_id=attempt_id,
+                status=JobStatus.FAILED,
+                error=error,
+                finished_at=utcnow(),
+            )
+            if changed:
+                if attempt_id:
+                    await unit.jobs.finish_attempt(attempt_id, "failed", error)
+                await unit.emit(job_id, events.FAILED, {"status": "failed", "error": error})
+        return bool(changed)
+
+    async def cancelled(self, job_id: str, attempt_id: str | None) -> bool:
+        """running (or queued) -> cancelled."""
+        async with self.unit() as unit:
+            changed = await unit.jobs.transition(
+                job_id,
+                [R] if attempt_id else [Q],
+                attempt_id=attempt_id,
+                status=JobStatus.CANCELLED,
+                finished_at=utcnow(),
+                current_node=None,
+                current_node_type=None,
+            )
+            if changed:
+                if attempt_id:
+                    await unit.jobs.finish_attempt(attempt_id, "cancelled")
+                await unit.emit(job_id, events.CANCELLED, {"status": "cancelled"})
+        return bool(changed)
+
+    async def requeue(self, job_id: str, attempt_id: str, reason: str, *, max_attempts: int) -> str:
+        """The attempt was lost with its backend: queue the job again, or fail it once it
+        has lost ``max_attempts`` backends. Returns the job's new status."""
+        error = {"type": "backend_lost", "message": reason, "retryable": True}
+        async with self.unit() as unit:
+            job = await unit.jobs.get(job_id)
+            if job is None or job.prompt_id != attempt_id or job.status != R:
+                return job.status if job else "deleted"
+            await unit.jobs.finish_attempt(attempt_id, "lost", error)
+            if job.cancel_requested:
+                await _to(unit, job_id, attempt_id, JobStatus.CANCELLED, {"status": "cancelled"})
+                return JobStatus.CANCELLED.value
+            if job.attempt >= max_attempts:
+                error = {
+                    **error,
+                    "message": f"{reason} (gave up after {job.attempt} attempts)",
+                    "retryable": False,
+                }
+                await _to(
+                    unit,
+                    job_id,
+                    attempt_id,
+                    JobStatus.FAILED,
+                    {"status": "failed", "error": error},
+                    error=error,
+                )
+                return JobStatus.FAILED.value
+            await unit.jobs.transition(
+                job_id,
+                [R],
+                attempt_id=attempt_id,
+                status=Q,
+                backend=None,
+                prompt_id=None,
+                progress=0.0,
+                current_node=None,
+                current_node_type=None,
+                step=None,
+                max_steps=None,
+            )
+            await unit.emit(
+                job_id,
+                events.REQUEUED,
+                {"status": Q.value, "reason": reason, "attempt": job.attempt},
+            )
+        return Q.value
+
+    async def cancel_requested(self, job_id: str) -> bool:
+        async with self.unit() as unit:
+            job = await unit.jobs.get(job_id)
+        return bool(job is None or job.cancel_requested or job.status != R)
+
+
+async def _to(
+    unit: UnitOfWork,
+    job_id: str,
+    attempt_id: str,
+    status: JobStatus,
+    data: dict[str, Any],
+    **values: Any,
+) -> None:
+    await unit.jobs.transition(
+        job_id, [R], attempt_id=attempt_id, status=status, finished_at=utcnow(), **values
+    )
+    await unit.emit(job_id, status.value, data)
+
+
+def _artifact_row(job_id: str, owner: str | None, output: CollectedOutput) -> ArtifactRow:
+    return ArtifactRow(
+        id=str(uuid.uuid4()),
+        job_id=job_id,
+        owner=owner,
+        role="output",
+        node_id=output.node_id,
+        filename=output.filename,
+        kind=output.media.kind,
+        content_type=output.media.content_type,
+        size=output.blob.size,
+        sha256=output.blob.sha256,
+        width=output.media.width,
+        height=output.media.height,
+        animated=output.media.animated,
+        text=output.text,
+        storage_key=output.blob.key,
+        created_at=utcnow(),
+    )

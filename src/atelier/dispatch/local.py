@@ -1,0 +1,162 @@
+"""The in-process dispatcher of the single-node shape.
+
+A scheduler loop wakes on "a job was queued", "a backend freed up or came back", or the
+poll interval (a safety net), whichever comes first; it claims queued jobs for free
+backends and starts a JobRunner for each. On start it first re-attaches to the jobs that
+were running when Atelier last stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from atelier.db.tables import JobRow, JobStatus
+from atelier.dispatch import policy
+from atelier.dispatch.backends import BackendPool
+from atelier.dispatch.ledger import JobLedger
+from atelier.dispatch.runner import Attempt, JobRunner
+from atelier.settings import Settings
+from atelier.storage.base import ArtifactStore
+
+log = logging.getLogger("atelier.dispatch")
+
+CLAIM_WINDOW = 64  # queued jobs the scheduler looks at per round
+
+
+class LocalDispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: JobLedger,
+        pool: BackendPool,
+        store: ArtifactStore,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.pool = pool
+        self.store = store
+        self.runners: dict[str, JobRunner] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.reattach()
+        self._loop_task = asyncio.create_task(self._loop(), name="scheduler")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_cancel(self, job_id: str) -> None:
+        runner = self.runners.get(job_id)
+        if runner is not None:
+            runner.cancel.set()
+
+    async def stop(self) -> None:
+        """Stop taking work, then stop following jobs; they stay running in ComfyUI and
+        the next start re-attaches to them."""
+        self._stopping.set()
+        self._wake.set()
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Wait until no job is queued or running (tests and benchmarks use this)."""
+
+        async def idle() -> None:
+            while True:
+                async with self.ledger.unit() as unit:
+                    counts = await unit.jobs.count_by_status()
+                if not counts["queued"] and not counts["running"] and not self.runners:
+                    return
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(idle(), timeout)
+
+    async def reattach(self) -> None:
+        async with self.ledger.unit() as unit:
+            running = await unit.jobs.with_status(JobStatus.RUNNING)
+        for job in running:
+            backend = self.pool.get(job.backend)
+            if backend is None or job.prompt_id is None:
+                await self.ledger.requeue(
+                    job.id,
+                    job.prompt_id or "",
+                    f"backend {job.backend!r} is no longer configured",
+                    max_attempts=self.settings.max_attempts,
+                )
+                continue
+            log.info("re-attaching to job %s on %s", job.id, backend.name)
+            self._start_runner(job, job.prompt_id, job.attempt, reattach=True)
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.dispatch_once()
+            except Exception:
+                log.exception("scheduler round failed; retrying after the poll interval")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    async def dispatch_once(self) -> int:
+        slots = [
+            policy.Slot(b.name, b.free_slots, b.node_classes) for b in self.pool if b.free_slots
+        ]
+        if not slots:
+            return 0
+        async with self.ledger.unit() as unit:
+            jobs = await unit.jobs.dispatchable(CLAIM_WINDOW)
+        by_id = {job.id: job for job in jobs}
+        candidates = [policy.Candidate(job.id, _classes(job.graph)) for job in jobs]
+        started = 0
+        for job_id, backend_name in policy.assign(candidates, slots):
+            job = by_id[job_id]
+            attempt_id = await self.ledger.claim(job_id, backend_name, job.attempt + 1)
+            if attempt_id is None:
+                continue  # cancelled or claimed elsewhere meanwhile
+            job.backend = backend_name
+            self._start_runner(job, attempt_id, job.attempt + 1, reattach=False)
+            started += 1
+        return started
+
+    def _start_runner(self, job: JobRow, attempt_id: str, number: int, *, reattach: bool) -> None:
+        backend = self.pool.get(job.backend)
+        assert backend is not None
+        runner = JobRunner(
+            Attempt(job.id, attempt_id, number, job.graph, job.owner, reattach=reattach),
+            backend,
+            pool=self.pool,
+            ledger=self.ledger,
+            store=self.store,
+            settings=self.settings,
+        )
+        backend.running.add(job.id)
+        self.runners[job.id] = runner
+        if job.cancel_requested:
+            runner.cancel.set()
+        task = asyncio.create_task(runner.run(), name=f"job-{job.id}")
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            backend.running.discard(job.id)
+            if self.runners.get(job.id) is runner:
+                del self.runners[job.id]
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+
+def _classes(graph: dict[str, Any]) -> frozenset[str]:
+    return frozenset(
+        str(node.get("class_type")) for node in graph.values() if isinstance(node, dict)
+    )

@@ -1,0 +1,327 @@
+"""JobRunner: one attempt of one job on one ComfyUI backend, from submit to stored outputs.
+
+The WebSocket is a hint and /history is the truth. The runner follows the socket for
+progress; whenever the socket is silent for ``check_interval``, drops, or signals the end,
+it asks ComfyUI directly: /queue first (still pending or running?), then /history
+(finished?). Neither means the backend lost the prompt (it restarted): the job is
+requeued. A backend that cannot be reached for ``backend_lost_timeout`` is given up on
+the same way. The same loop re-attaches to a prompt after Atelier itself restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from atelier.comfyui import messages as m
+from atelier.comfyui.client import ComfySocket
+from atelier.comfyui.messages import HistoryEntry
+from atelier.dispatch.backends import Backend, BackendPool
+from atelier.dispatch.ledger import JobLedger
+from atelier.dispatch.outputs import collect_outputs
+from atelier.dispatch.progress import ProgressTracker
+from atelier.errors import BackendProtocolError, BackendUnavailable, PromptRejected
+from atelier.settings import Settings
+from atelier.storage.base import ArtifactStore
+
+log = logging.getLogger("atelier.runner")
+
+RECEIVE_SLICE = 0.25  # how often the runner looks at its cancel flag while waiting
+
+
+class BackendLost(Exception):
+    def __init__(self, reason: str, *, backend_down: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.backend_down = backend_down
+
+
+@dataclass
+class Attempt:
+    job_id: str
+    attempt_id: str
+    number: int
+    graph: dict[str, Any]
+    owner: str | None
+    reattach: bool = False
+
+
+class JobRunner:
+    def __init__(
+        self,
+        attempt: Attempt,
+        backend: Backend,
+        *,
+        pool: BackendPool,
+        ledger: JobLedger,
+        store: ArtifactStore,
+        settings: Settings,
+    ) -> None:
+        self.attempt = attempt
+        self.backend = backend
+        self.client = backend.client
+        self.pool = pool
+        self.ledger = ledger
+        self.store = store
+        self.settings = settings
+        self.cancel = asyncio.Event()
+        self._cancel_sent = False
+        self._tracker = ProgressTracker(attempt.graph, backend.object_info)
+        self._last_progress_at = 0.0
+        self._last_node: str | None = None
+        self._contact = time.monotonic()
+
+    @property
+    def job_id(self) -> str:
+        return self.attempt.job_id
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except BackendLost as lost:
+            await self._lose(lost)
+        except asyncio.CancelledError:
+            # Atelier is shutting down: the prompt goes on in ComfyUI, and the job stays
+            # "running" so that the next start re-attaches to it.
+            raise
+        except Exception as exc:
+            log.exception("runner for job %s failed", self.job_id)
+            await self.ledger.fail(
+                self.job_id,
+                self.attempt.attempt_id,
+                {
+                    "type": "internal",
+                    "message": f"internal error: {type(exc).__name__}",
+                    "retryable": True,
+                },
+            )
+
+    async def _run(self) -> None:
+        submitted = self.attempt.reattach
+        ambiguous = False  # a submit whose answer we never got may or may not have landed
+        while True:
+            try:
+                async with self.client.connect(self.attempt.attempt_id) as socket:
+                    self._touch()
+                    if submitted or ambiguous:
+                        entry, alive = await self._probe()
+                        if entry is not None:
+                            await self._finish(entry)
+                            return
+                        submitted = submitted or alive
+                        if not alive and submitted:
+                            await self._vanished()
+                            return
+                    if not submitted:
+                        if self.cancel.is_set() or await self.ledger.cancel_requested(self.job_id):
+                            await self.ledger.cancelled(self.job_id, self.attempt.attempt_id)
+                            return
+                        ambiguous = True
+                        if not await self._submit():
+                            return
+                        submitted, ambiguous = True, False
+                    entry = await self._follow(socket)
+                    if entry is not None:
+                        await self._finish(entry)
+                    return
+            except BackendUnavailable as exc:
+                if time.monotonic() - self._contact > self.settings.backend_lost_timeout:
+                    raise BackendLost(str(exc.detail)) from exc
+                await asyncio.sleep(min(1.0, self.settings.check_interval))
+
+    def _touch(self) -> None:
+        self._contact = time.monotonic()
+
+    async def _submit(self) -> bool:
+        try:
+            await self.client.submit(
+                self.attempt.graph,
+                prompt_id=self.attempt.attempt_id,
+                client_id=self.attempt.attempt_id,
+            )
+        except PromptRejected as rejected:
+            await self.ledger.fail(self.job_id, self.attempt.attempt_id, rejection_error(rejected))
+            return False
+        self._touch()
+        return True
+
+    async def _follow(self, socket: ComfySocket) -> HistoryEntry | None:
+        """Follow the socket until the prompt ends; returns its history entry."""
+        silent_since = time.monotonic()
+        while True:
+            if self.cancel.is_set() and not self._cancel_sent:
+                await self._send_cancel()
+            message = await socket.receive(timeout=RECEIVE_SLICE)
+            if message is None:
+                if time.monotonic() - silent_since < self.settings.check_interval:
+                    continue
+                silent_since = time.monotonic()
+                entry, alive = await self._probe()
+                if entry is not None:
+                    return entry
+                if not alive:
+                    await self._vanished()
+                    return None
+                if not self._cancel_sent and await self.ledger.cancel_requested(self.job_id):
+                    self.cancel.set()
+                continue
+            silent_since = time.monotonic()
+            self._touch()
+            if not _is_ours(message, self.attempt.attempt_id):
+                continue
+            if isinstance(message, m.Executing) and message.data.node is None:
+                entry = await self._confirm()
+                if entry is not None:
+                    return entry
+                continue
+            if self._tracker.feed(message):
+                await self._report_progress()
+
+    async def _probe(self) -> tuple[HistoryEntry | None, bool]:
+        """(history entry, still queued or running). Queue first: ComfyUI writes history
+        before it drops a prompt from the queue, so this order cannot miss a finish."""
+        queue = await self.client.queue()
+        self._touch()
+        if self.attempt.attempt_id in queue:
+            return None, True
+        return await self.client.history(self.attempt.attempt_id), False
+
+    async def _confirm(self) -> HistoryEntry | None:
+        delay = 0.02
+        for _ in range(12):
+            entry = await self.client.history(self.attempt.attempt_id)
+            if entry is not None:
+                return entry
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        return None
+
+    async def _report_progress(self) -> None:
+        snapshot = self._tracker.snapshot()
+        now = time.monotonic()
+        node_changed = snapshot["node"] != self._last_node
+        final_step = snapshot["step"] is not None and snapshot["step"] == snapshot["max"]
+        if not (node_changed or final_step) and (
+            now - self._last_progress_at < self.settings.progress_interval
+        ):
+            return
+        self._last_progress_at, self._last_node = now, snapshot["node"]
+        await self.ledger.progress(self.job_id, self.attempt.attempt_id, snapshot)
+
+    async def _send_cancel(self) -> None:
+        # Pending in ComfyUI's queue: delete it. Running: a targeted interrupt, which lands
+        # at the next node boundary or sampler step. Either way the end is confirmed later.
+        await self.client.delete_pending([self.attempt.attempt_id])
+        await self.client.interrupt(self.attempt.attempt_id)
+        self._cancel_sent = True
+
+    async def _vanished(self) -> None:
+        if self._cancel_sent or self.cancel.is_set():
+            await self.ledger.cancelled(self.job_id, self.attempt.attempt_id)
+            return
+        raise BackendLost(
+            f"backend {self.backend.name} no longer knows prompt {self.attempt.attempt_id} "
+            "(it restarted)",
+            backend_down=False,
+        )
+
+    async def _finish(self, entry: HistoryEntry) -> None:
+        interrupted = entry.message("execution_interrupted")
+        error = entry.message("execution_error")
+        if entry.status_str == "success" or (entry.completed and not error and not interrupted):
+            try:
+                outputs = await collect_outputs(self.client, entry, self.store)
+            except BackendProtocolError as exc:
+                await self.ledger.fail(
+                    self.job_id,
+                    self.attempt.attempt_id,
+                    {"type": "output_missing", "message": exc.detail, "retryable": True},
+                )
+                return
+            await self.ledger.complete(
+                self.job_id, self.attempt.attempt_id, outputs, owner=self.attempt.owner
+            )
+            return
+        if interrupted is not None:
+            if self._cancel_sent or self.cancel.is_set():
+                await self.ledger.cancelled(self.job_id, self.attempt.attempt_id)
+                return
+            error_body = {
+                "type": "interrupted",
+                "message": "interrupted on the backend by someone other than Atelier",
+                "node_id": interrupted.get("node_id"),
+                "node_type": interrupted.get("node_type"),
+                "retryable": True,
+            }
+        else:
+            error_body = node_error(error or {})
+        await self.ledger.fail(self.job_id, self.attempt.attempt_id, error_body)
+
+    async def _lose(self, lost: BackendLost) -> None:
+        log.warning("job %s lost backend %s: %s", self.job_id, self.backend.name, lost.reason)
+        if lost.backend_down:
+            self.pool.report_lost(self.backend, lost.reason)
+        status = await self.ledger.requeue(
+            self.job_id,
+            self.attempt.attempt_id,
+            lost.reason,
+            max_attempts=self.settings.max_attempts,
+        )
+        if status == "queued" and lost.backend_down:
+            # If the backend comes back, it must not run this attempt as well.
+            with contextlib.suppress(TimeoutError, BackendUnavailable):
+                await asyncio.wait_for(self._send_cancel(), timeout=1.0)
+
+
+def _is_ours(message: m.Message, attempt_id: str) -> bool:
+    data = getattr(message, "data", None)
+    return getattr(data, "prompt_id", None) == attempt_id
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\- ]+){2,}[\\/]?")
+
+
+def scrub(text: str) -> str:
+    """Remove server paths from a message shown to clients (keep the file's name)."""
+    return _PATH.sub(lambda match: re.split(r"[\\/]", match.group(0).rstrip("/\\"))[-1], text)
+
+
+def node_error(data: dict[str, Any]) -> dict[str, Any]:
+    exception_type = str(data.get("exception_type") or "")
+    out_of_memory = (
+        "OutOfMemory" in exception_type
+        or "out of memory" in str(data.get("exception_message", "")).lower()
+    )
+    return {
+        "type": "out_of_memory" if out_of_memory else "node_error",
+        "message": scrub(str(data.get("exception_message") or "node failed")).strip(),
+        "node_id": data.get("node_id"),
+        "node_type": data.get("node_type"),
+        "exception_type": exception_type or None,
+        "retryable": out_of_memory,
+    }
+
+
+def rejection_error(rejected: PromptRejected) -> dict[str, Any]:
+    details = []
+    for node_id, node in (rejected.node_errors or {}).items():
+        for error in (node or {}).get("errors", []):
+            details.append(
+                {
+                    "node_id": node_id,
+                    "node_type": node.get("class_type"),
+                    "input": (error.get("extra_info") or {}).get("input_name"),
+                    "reason": scrub(f"{error.get('message', '')}: {error.get('details', '')}"),
+                }
+            )
+    return {
+        "type": "validation_error",
+        "message": scrub(str(rejected.error.get("message") or rejected.detail)),
+        "details": details,
+        "retryable": False,
+    }

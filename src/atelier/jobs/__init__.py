@@ -1,0 +1,1 @@
+"""Jobs: what the API offers (submit, read, list, cancel, retry, delete) and its views."""

@@ -1,0 +1,286 @@
+"""The jobs service: everything the API does with jobs, with no HTTP in sight."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from datetime import datetime
+from typing import Protocol
+
+from atelier import events
+from atelier.db.tables import ArtifactRow, AttemptRow, JobRow, JobStatus, utcnow
+from atelier.db.unit import UnitOfWork
+from atelier.dispatch.backends import BackendPool
+from atelier.dispatch.ledger import JobLedger
+from atelier.errors import ArtifactNotFound, InvalidRequest, JobNotFound, JobStateConflict
+from atelier.jobs.views import ArtifactView, AttemptView, JobCreate, JobError, JobPage, JobView
+from atelier.settings import Settings
+from atelier.storage.base import ArtifactStore
+from atelier.workflows import validation
+
+TERMINAL = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
+
+
+class Dispatcher(Protocol):
+    def wake(self) -> None: ...
+
+    def request_cancel(self, job_id: str) -> None: ...
+
+
+class JobsService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: JobLedger,
+        dispatcher: Dispatcher,
+        pool: BackendPool,
+        store: ArtifactStore,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.dispatcher = dispatcher
+        self.pool = pool
+        self.store = store
+
+    async def submit(self, request: JobCreate, *, owner: str | None, base_url: str) -> JobView:
+        graph = validation.check_structure(request.graph, max_nodes=self.settings.max_graph_nodes)
+        validation.check_against_schemas(graph, self.pool.known_object_infos())
+        now = utcnow()
+        job = JobRow(
+            id=str(uuid.uuid4()),
+            status=JobStatus.QUEUED.value,
+            priority=request.priority,
+            graph=graph,
+            user_metadata=request.metadata,
+            labels=request.labels,
+            owner=owner,
+            attempt=0,
+            cancel_requested=False,
+            progress=0.0,
+            created_at=now,
+            queued_at=now,
+            updated_at=now,
+        )
+        async with self.ledger.unit() as unit:
+            await unit.jobs.add(job)
+            await unit.emit(job.id, events.QUEUED, {"status": "queued", "priority": job.priority})
+            view = await self._view(unit, job, base_url)
+        self.dispatcher.wake()
+        return view
+
+    async def get(self, job_id: str, *, owner: str | None, base_url: str) -> JobView:
+        async with self.ledger.unit() as unit:
+            job = await unit.jobs.get(job_id, owner=owner)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            return await self._view(unit, job, base_url)
+
+    async def find(
+        self,
+        *,
+        owner: str | None,
+        base_url: str,
+        statuses: list[str],
+        labels: dict[str, str],
+        cursor: str | None,
+        limit: int,
+    ) -> JobPage:
+        before = _decode_cursor(cursor) if cursor else None
+        async with self.ledger.unit() as unit:
+            rows = await unit.jobs.find(
+                statuses=statuses, labels=labels, owner=owner, before=before, limit=limit + 1
+            )
+            page, more = rows[:limit], len(rows) > limit
+            attempts = await unit.jobs.attempts_for([j.id for j in page])
+            outputs = await unit.artifacts.for_jobs([j.id for j in page])
+            items = [
+                await self._view(unit, j, base_url, attempts[j.id], outputs[j.id]) for j in page
+            ]
+        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        return JobPage(items=items, next_cursor=next_cursor)
+
+    async def cancel(self, job_id: str, *, owner: str | None, base_url: str) -> JobView:
+        async with self.ledger.unit() as unit:
+            job = await unit.jobs.get(job_id, owner=owner)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            if job.status == JobStatus.COMPLETED.value or job.status == JobStatus.FAILED.value:
+                raise JobStateConflict(f"job {job_id} is already {job.status}")
+        if await self.ledger.cancelled(job_id, None):
+            return await self.get(job_id, owner=owner, base_url=base_url)
+        async with self.ledger.unit() as unit:
+            # Running (or claimed a moment ago): a durable flag any replica can act on.
+            if await unit.jobs.transition(job_id, [JobStatus.RUNNING], cancel_requested=True):
+                await unit.emit(job_id, events.CANCEL_REQUESTED, {"status": "running"})
+        self.dispatcher.request_cancel(job_id)
+        return await self.get(job_id, owner=owner, base_url=base_url)
+
+    async def retry(self, job_id: str, *, owner: str | None, base_url: str) -> JobView:
+        async with self.ledger.unit() as unit:
+            job = await unit.jobs.get(job_id, owner=owner)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            retried = await unit.jobs.transition(
+                job_id,
+                [JobStatus.FAILED, JobStatus.CANCELLED],
+                status=JobStatus.QUEUED.value,
+                cancel_requested=False,
+                error=None,
+                progress=0.0,
+                backend=None,
+                prompt_id=None,
+                current_node=None,
+                current_node_type=None,
+                step=None,
+                max_steps=None,
+                finished_at=None,
+                queued_at=utcnow(),
+            )
+            if not retried:
+                raise JobStateConflict(
+                    f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried"
+                )
+            await unit.emit(job_id, events.QUEUED, {"status": "queued", "retry": True})
+        self.dispatcher.wake()
+        return await self.get(job_id, owner=owner, base_url=base_url)
+
+    async def delete(self, job_id: str, *, owner: str | None) -> None:
+        async with self.ledger.unit() as unit:
+            job = await unit.jobs.get(job_id, owner=owner)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            if job.status not in TERMINAL:
+                raise JobStateConflict(
+                    f"job {job_id} is {job.status}; cancel it before deleting it"
+                )
+            unused = await unit.artifacts.delete_for_job(job_id)
+            await unit.jobs.delete(job_id)
+        for key in unused:
+            await self.store.delete(key)
+
+    async def wait(
+        self, job_id: str, timeout: float, *, owner: str | None, base_url: str
+    ) -> JobView:
+        """The job once it is terminal, or as it is after ``timeout`` seconds."""
+        async with self.ledger.bus.subscribe(job_id) as subscription:
+            view = await self.get(job_id, owner=owner, base_url=base_url)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while view.status not in TERMINAL:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(subscription.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if event.type in TERMINAL or subscription.lagged:
+                    view = await self.get(job_id, owner=owner, base_url=base_url)
+        return view
+
+    async def artifact(self, artifact_id: str, *, owner: str | None) -> ArtifactRow:
+        async with self.ledger.unit() as unit:
+            artifact = await unit.artifacts.get(artifact_id)
+        if artifact is None or (owner is not None and artifact.owner != owner):
+            raise ArtifactNotFound(f"no artifact {artifact_id!r}")
+        return artifact
+
+    async def _view(
+        self,
+        unit: UnitOfWork,
+        job: JobRow,
+        base_url: str,
+        attempts: list[AttemptRow] | None = None,
+        outputs: list[ArtifactRow] | None = None,
+    ) -> JobView:
+        if attempts is None:
+            attempts = await unit.jobs.attempts(job.id)
+        if outputs is None:
+            outputs = (await unit.artifacts.for_jobs([job.id]))[job.id]
+        position = await unit.jobs.queue_position(job) if job.status == "queued" else None
+        return job_view(job, attempts, outputs, position, base_url)
+
+
+def job_view(
+    job: JobRow,
+    attempts: list[AttemptRow],
+    outputs: list[ArtifactRow],
+    queue_position: int | None,
+    base_url: str,
+) -> JobView:
+    return JobView(
+        id=job.id,
+        status=job.status,
+        priority=job.priority,
+        progress=job.progress,
+        current_node=job.current_node,
+        current_node_type=job.current_node_type,
+        step=job.step,
+        max_steps=job.max_steps,
+        queue_position=queue_position,
+        backend=job.backend,
+        attempt=job.attempt,
+        attempts=[
+            AttemptView(
+                number=a.number,
+                prompt_id=a.id,
+                backend=a.backend,
+                status=a.status,
+                started_at=a.started_at,
+                finished_at=a.finished_at,
+                error=JobError.model_validate(a.error) if a.error else None,
+            )
+            for a in attempts
+        ],
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        queue_seconds=_seconds(job.created_at, job.started_at),
+        execution_seconds=_seconds(job.started_at, job.finished_at),
+        error=JobError.model_validate(job.error) if job.error else None,
+        outputs=[artifact_view(a, base_url) for a in outputs],
+        metadata=job.user_metadata or {},
+        labels={k: str(v) for k, v in (job.labels or {}).items()},
+    )
+
+
+def artifact_view(artifact: ArtifactRow, base_url: str) -> ArtifactView:
+    return ArtifactView(
+        id=artifact.id,
+        job_id=artifact.job_id,
+        node_id=artifact.node_id,
+        filename=artifact.filename,
+        kind=artifact.kind,
+        content_type=artifact.content_type,
+        size=artifact.size,
+        sha256=artifact.sha256,
+        width=artifact.width,
+        height=artifact.height,
+        animated=artifact.animated,
+        text=artifact.text,
+        url=f"{base_url.rstrip('/')}/api/v1/artifacts/{artifact.id}",
+        created_at=artifact.created_at,
+    )
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def _encode_cursor(job: JobRow) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("cursor is not one this server issued", field="cursor") from exc

@@ -1,0 +1,108 @@
+"""The job as clients see it: request and response models of the jobs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_LABELS = 32
+
+
+class JobCreate(BaseModel):
+    """POST /api/v1/jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph: dict[str, Any] = Field(
+        description="A ComfyUI API-format graph: {node_id: {class_type, inputs}}."
+    )
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Yours; stored and returned as is."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="String labels to filter on.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_LABELS:
+            raise ValueError(f"at most {MAX_LABELS} labels")
+        for key, item in value.items():
+            if not key or len(key) > 128:
+                raise ValueError("label keys are 1 to 128 characters")
+            if len(item) > 512:
+                raise ValueError(f"label {key!r} is longer than 512 characters")
+        return value
+
+
+class ArtifactView(BaseModel):
+    id: str
+    job_id: str | None
+    node_id: str | None
+    filename: str
+    kind: str = Field(description="image, video, audio, text or other")
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    animated: bool = False
+    text: str | None = None
+    url: str = Field(description="Downloads the file.")
+    created_at: datetime
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="node_error, validation_error, out_of_memory, backend_lost, "
+        "interrupted, output_missing, internal"
+    )
+    message: str
+    node_id: str | None = None
+    node_type: str | None = None
+    exception_type: str | None = None
+    retryable: bool = False
+
+
+class AttemptView(BaseModel):
+    number: int
+    prompt_id: str
+    backend: str
+    status: str = Field(description="running, completed, failed, cancelled or lost")
+    started_at: datetime
+    finished_at: datetime | None
+    error: JobError | None = None
+
+
+class JobView(BaseModel):
+    id: str
+    status: str = Field(description="queued, running, completed, failed or cancelled")
+    priority: int
+    progress: float = Field(description="0..1 over the whole graph; 1 once outputs are stored")
+    current_node: str | None
+    current_node_type: str | None
+    step: int | None
+    max_steps: int | None
+    queue_position: int | None = Field(description="Jobs ahead of this one; null unless queued")
+    backend: str | None
+    attempt: int
+    attempts: list[AttemptView]
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    queue_seconds: float | None
+    execution_seconds: float | None
+    error: JobError | None
+    outputs: list[ArtifactView]
+    metadata: dict[str, Any]
+    labels: dict[str, str]
+
+
+class JobPage(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None

@@ -1,0 +1,86 @@
+"""Everything a running Atelier holds, built in order and closed in reverse order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from atelier.db.database import Database
+from atelier.dispatch.backends import BackendPool
+from atelier.dispatch.ledger import JobLedger
+from atelier.dispatch.local import LocalDispatcher
+from atelier.events import EventBus
+from atelier.jobs.service import JobsService
+from atelier.settings import Settings
+from atelier.storage.local import LocalArtifactStore
+
+log = logging.getLogger("atelier")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    bus: EventBus
+    pool: BackendPool
+    store: LocalArtifactStore
+    ledger: JobLedger
+    dispatcher: LocalDispatcher
+    jobs: JobsService
+    extras: list[Any] = field(default_factory=list)
+
+
+async def start_runtime(settings: Settings) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    extras: list[Any] = []
+    backends = list(settings.backends)
+    if settings.demo:
+        from atelier.testing import FakeComfyUI  # only --demo imports the fake
+
+        fake = FakeComfyUI(
+            root_dir=settings.data_dir / "demo-comfyui", step_time=settings.demo_step_time
+        )
+        await fake.start()
+        extras.append(fake)
+        backends.append(f"demo={fake.url}")
+        log.warning(
+            "DEMO MODE: a fake ComfyUI runs in-process at %s; it simulates models and "
+            "produces test-pattern images, not diffusion output.",
+            fake.url,
+        )
+    if not backends:
+        log.warning(
+            "no ComfyUI backend configured: jobs will wait in the queue "
+            "(use --backend URL or ATELIER_BACKENDS)"
+        )
+    database = Database(settings.resolved_database_url)
+    await database.migrate()
+    bus = EventBus()
+    store = LocalArtifactStore(settings.artifacts_dir)
+    ledger = JobLedger(database, bus)
+    dispatcher_ref: list[LocalDispatcher] = []
+    pool = BackendPool(
+        backends,
+        slots=settings.backend_slots,
+        interval=settings.health_interval,
+        timeout=settings.health_timeout,
+        on_change=lambda: dispatcher_ref[0].wake() if dispatcher_ref else None,
+    )
+    dispatcher = LocalDispatcher(settings, ledger=ledger, pool=pool, store=store)
+    dispatcher_ref.append(dispatcher)
+    jobs = JobsService(settings, ledger=ledger, dispatcher=dispatcher, pool=pool, store=store)
+    await pool.start()
+    await dispatcher.start()
+    return Runtime(settings, database, bus, pool, store, ledger, dispatcher, jobs, extras)
+
+
+async def stop_runtime(runtime: Runtime) -> None:
+    # 1. stop taking and following work (jobs stay "running" and are re-attached later),
+    # 2. stop health checks and close backend connections, 3. close the database,
+    # 4. stop anything started for --demo.
+    await runtime.dispatcher.stop()
+    await runtime.pool.close()
+    await runtime.database.close()
+    for extra in reversed(runtime.extras):
+        await extra.close()

@@ -1,0 +1,85 @@
+"""The one Settings object.
+
+Every knob of the server lives here. Values come from keyword arguments (the CLI fills
+them in from its flags) or from environment variables prefixed ``ATELIER_``. Nothing
+reads the environment at import time: ``Settings()`` is built by the caller.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("atelier-data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is a SQLite file (WAL) in the data dir. "
+        "PostgreSQL: postgresql+asyncpg://user@host/db (postgresql:// is accepted too).",
+    )
+    backends: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="ComfyUI base URLs; env ATELIER_BACKENDS is comma-separated.",
+    )
+    demo: bool = Field(default=False, description="Start a fake ComfyUI in-process.")
+    public_url: str | None = Field(
+        default=None, description="Base URL used in links when there is no request."
+    )
+
+    # Backends and dispatch.
+    health_interval: float = Field(default=5.0, gt=0, description="Seconds between checks.")
+    health_timeout: float = Field(default=5.0, gt=0)
+    backend_slots: int = Field(default=1, ge=1, description="Jobs in flight per backend.")
+    poll_interval: float = Field(default=2.0, gt=0, description="Scheduler safety-net poll.")
+    check_interval: float = Field(
+        default=2.0, gt=0, description="Seconds of WebSocket silence before a runner asks /queue."
+    )
+    backend_lost_timeout: float = Field(
+        default=30.0, gt=0, description="Unreachable this long mid-job: the job is requeued."
+    )
+    max_attempts: int = Field(default=3, ge=1, description="Backend losses before a job fails.")
+    progress_interval: float = Field(
+        default=0.1, ge=0, description="Minimum seconds between persisted progress events."
+    )
+
+    # Request limits.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_graph_nodes: int = Field(default=2000, gt=0)
+    max_wait_seconds: float = Field(default=60.0, ge=0, description="Cap for Prefer: wait=N.")
+
+    # Fake ComfyUI for --demo.
+    demo_step_time: float = Field(default=0.05, ge=0)
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _split_backends(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("backends")
+    @classmethod
+    def _check_backends(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"backend URL must start with http:// or https://: {url!r}")
+        return [url.rstrip("/") for url in value]
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'atelier.db'}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"

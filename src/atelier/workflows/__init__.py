@@ -1,0 +1,1 @@
+"""Workflows: graph checks against ComfyUI's node schemas (templates come later)."""
