@@ -17,9 +17,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path("atelier-data")
+    host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
+    port: int = Field(default=8000, description="Port the API listens on.")
+    data_dir: Path = Field(
+        default=Path("atelier-data"), description="SQLite database and artifact files live here."
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default is a SQLite file (WAL) in the data dir. "
@@ -27,7 +29,8 @@ class Settings(BaseSettings):
     )
     backends: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="ComfyUI base URLs; env ATELIER_BACKENDS is comma-separated.",
+        description="ComfyUI base URLs, optionally name=URL; "
+        "env ATELIER_BACKENDS is comma-separated.",
     )
     demo: bool = Field(default=False, description="Start a fake ComfyUI in-process.")
     public_url: str | None = Field(
@@ -35,8 +38,12 @@ class Settings(BaseSettings):
     )
 
     # Backends and dispatch.
-    health_interval: float = Field(default=5.0, gt=0, description="Seconds between checks.")
-    health_timeout: float = Field(default=5.0, gt=0)
+    health_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between health checks of a backend."
+    )
+    health_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a backend has to answer an HTTP request."
+    )
     backend_slots: int = Field(default=1, ge=1, description="Jobs in flight per backend.")
     poll_interval: float = Field(default=2.0, gt=0, description="Scheduler safety-net poll.")
     check_interval: float = Field(
@@ -46,17 +53,35 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Unreachable this long mid-job: the job is requeued."
     )
     max_attempts: int = Field(default=3, ge=1, description="Backend losses before a job fails.")
+    fair_share: bool = Field(
+        default=True, description="Within a priority, owners take turns (else: oldest first)."
+    )
+    affinity: bool = Field(
+        default=True, description="Prefer the backend that has the job's checkpoint loaded."
+    )
+    affinity_max_wait: float = Field(
+        default=30.0, ge=0, description="Seconds after which a job takes any backend."
+    )
+    max_running_per_owner: int = Field(
+        default=0, ge=0, description="Jobs in flight per owner; 0 means no cap."
+    )
     progress_interval: float = Field(
         default=0.1, ge=0, description="Minimum seconds between persisted progress events."
     )
 
     # Request limits.
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    max_graph_nodes: int = Field(default=2000, gt=0)
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest request body; larger is 413."
+    )
+    max_graph_nodes: int = Field(
+        default=2000, gt=0, description="Most nodes a submitted graph may have."
+    )
     max_wait_seconds: float = Field(default=60.0, ge=0, description="Cap for Prefer: wait=N.")
 
     # Fake ComfyUI for --demo.
-    demo_step_time: float = Field(default=0.05, ge=0)
+    demo_step_time: float = Field(
+        default=0.05, ge=0, description="--demo: seconds per simulated sampler step."
+    )
 
     @field_validator("backends", mode="before")
     @classmethod
@@ -68,10 +93,15 @@ class Settings(BaseSettings):
     @field_validator("backends")
     @classmethod
     def _check_backends(cls, value: list[str]) -> list[str]:
-        for url in value:
+        checked = []
+        for spec in value:
+            name, sep, url = spec.partition("=")
+            if not sep or "://" in name:
+                name, url = "", spec
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"backend URL must start with http:// or https://: {url!r}")
-        return [url.rstrip("/") for url in value]
+                raise ValueError(f"backend URL must start with http:// or https://: {spec!r}")
+            checked.append(f"{name}={url.rstrip('/')}" if name else url.rstrip("/"))
+        return checked
 
     @property
     def resolved_database_url(self) -> str:

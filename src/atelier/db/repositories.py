@@ -118,12 +118,27 @@ class JobRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def dispatchable(self, limit: int) -> list[JobRow]:
+    async def dispatchable(self, per_owner: int) -> list[JobRow]:
+        """The first ``per_owner`` queued jobs of every owner, by priority then age, so
+        that one owner's flood cannot hide another owner's job from the scheduler."""
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=JobRow.owner,
+                order_by=(JobRow.priority.desc(), JobRow.created_at, JobRow.id),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(JobRow.id, rank)
+            .where(JobRow.status == JobStatus.QUEUED, JobRow.cancel_requested.is_(False))
+            .subquery()
+        )
         query = (
             select(JobRow)
-            .where(JobRow.status == JobStatus.QUEUED, JobRow.cancel_requested.is_(False))
+            .join(ranked, ranked.c.id == JobRow.id)
+            .where(ranked.c.rank <= per_owner)
             .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
-            .limit(limit)
         )
         return list((await self.session.execute(query)).scalars())
 

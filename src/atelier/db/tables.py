@@ -85,6 +85,8 @@ class JobRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     backend: Mapped[str | None] = mapped_column(String(255), default=None)
     prompt_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    checkpoint: Mapped[str | None] = mapped_column(String(255), default=None)
+    vram_required: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     current_node: Mapped[str | None] = mapped_column(String(64), default=None)

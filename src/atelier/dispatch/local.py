@@ -13,7 +13,7 @@ import contextlib
 import logging
 from typing import Any
 
-from atelier.db.tables import JobRow, JobStatus
+from atelier.db.tables import JobRow, JobStatus, utcnow
 from atelier.dispatch import policy
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.ledger import JobLedger
@@ -23,7 +23,7 @@ from atelier.storage.base import ArtifactStore
 
 log = logging.getLogger("atelier.dispatch")
 
-CLAIM_WINDOW = 64  # queued jobs the scheduler looks at per round
+CLAIM_WINDOW = 32  # queued jobs per owner the scheduler looks at per round
 
 
 class LocalDispatcher:
@@ -109,21 +109,56 @@ class LocalDispatcher:
 
     async def dispatch_once(self) -> int:
         slots = [
-            policy.Slot(b.name, b.free_slots, b.node_classes) for b in self.pool if b.free_slots
+            policy.Slot(
+                b.name,
+                b.free_slots,
+                b.node_classes,
+                checkpoint=b.last_checkpoint,
+                vram_total=b.device.get("vram_total"),
+            )
+            for b in self.pool
+            if b.free_slots
         ]
         if not slots:
             return 0
         async with self.ledger.unit() as unit:
-            jobs = await unit.jobs.dispatchable(CLAIM_WINDOW)
+            jobs = await unit.jobs.dispatchable(per_owner=CLAIM_WINDOW)
+        if not jobs:
+            return 0
+        now = utcnow()
         by_id = {job.id: job for job in jobs}
-        candidates = [policy.Candidate(job.id, _classes(job.graph)) for job in jobs]
+        candidates = [
+            policy.Candidate(
+                job.id,
+                _classes(job.graph),
+                priority=job.priority,
+                owner=job.owner,
+                checkpoint=job.checkpoint,
+                vram=job.vram_required,
+                waited=(now - job.created_at).total_seconds(),
+            )
+            for job in jobs
+        ]
+        in_flight: dict[str | None, int] = {}
+        for runner in self.runners.values():
+            in_flight[runner.attempt.owner] = in_flight.get(runner.attempt.owner, 0) + 1
+        rules = policy.Policy(
+            fair_share=self.settings.fair_share,
+            affinity=self.settings.affinity,
+            affinity_max_wait=self.settings.affinity_max_wait,
+            owner_cap=self.settings.max_running_per_owner,
+            in_flight=in_flight,
+        )
         started = 0
-        for job_id, backend_name in policy.assign(candidates, slots):
+        for job_id, backend_name in policy.assign(candidates, slots, rules):
             job = by_id[job_id]
             attempt_id = await self.ledger.claim(job_id, backend_name, job.attempt + 1)
             if attempt_id is None:
                 continue  # cancelled or claimed elsewhere meanwhile
             job.backend = backend_name
+            backend = self.pool.get(backend_name)
+            if backend is not None and job.checkpoint is not None:
+                backend.last_checkpoint = job.checkpoint
             self._start_runner(job, attempt_id, job.attempt + 1, reattach=False)
             started += 1
         return started

@@ -1,20 +1,36 @@
-"""Which queued job goes to which free backend: a pure function, tested on its own.
+"""Which queued job goes to which free backend slot: a pure function, tested on its own.
 
-Jobs arrive ordered by priority (higher first), then age. Each job goes to a backend that
-can run it (every node class its graph uses) and has a free slot; among those, the one
-with the most free slots, so that work spreads over idle GPUs first.
+The order of preference, as the architecture sets it:
+
+1. capability: the backend has every node class the graph uses, and at least the VRAM
+   the job declares;
+2. priority: higher first;
+3. fair share: within a priority, owners take turns, the owner with the fewest jobs in
+   flight first (so one owner's thousand jobs do not block another's one); an owner at
+   its concurrency cap waits;
+4. model affinity: a job prefers a backend whose last job used the same checkpoint
+   (ComfyUI keeps it loaded), and a slot whose checkpoint another queued job wants is
+   left for that job; a job that has waited ``affinity_max_wait`` takes any slot, so
+   affinity never starves anyone;
+5. age: older first.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class Candidate:
     job_id: str
     node_classes: frozenset[str]
+    priority: int = 0
+    owner: str | None = None
+    checkpoint: str | None = None
+    vram: int | None = None  # bytes the job says it needs
+    waited: float = 0.0  # seconds in the queue
 
 
 @dataclass(frozen=True)
@@ -22,22 +38,109 @@ class Slot:
     backend: str
     free: int
     node_classes: frozenset[str] | None  # None: not known yet, assume it can run anything
+    checkpoint: str | None = None  # the checkpoint of the last job sent there
+    vram_total: int | None = None
 
     def can_run(self, candidate: Candidate) -> bool:
-        return self.node_classes is None or candidate.node_classes <= self.node_classes
+        if self.node_classes is not None and not candidate.node_classes <= self.node_classes:
+            return False
+        if candidate.vram is not None:
+            return self.vram_total is not None and self.vram_total >= candidate.vram
+        return True
 
 
-def assign(candidates: Sequence[Candidate], slots: Sequence[Slot]) -> list[tuple[str, str]]:
-    """Pairs of (job_id, backend name), in dispatch order."""
-    free = {slot.backend: slot.free for slot in slots}
-    pairs: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class Policy:
+    fair_share: bool = True
+    affinity: bool = True
+    affinity_max_wait: float = 30.0
+    owner_cap: int = 0  # jobs in flight per owner; 0 = no cap
+    in_flight: dict[str | None, int] = field(default_factory=dict)  # per owner, now
+
+
+def fair_order(candidates: Sequence[Candidate], policy: Policy) -> list[Candidate]:
+    """Priority first; within a priority, owners in turn (fewest in flight first)."""
+    by_priority: dict[int, list[Candidate]] = defaultdict(list)
     for candidate in candidates:
+        by_priority[candidate.priority].append(candidate)
+    ordered: list[Candidate] = []
+    load = dict(policy.in_flight)
+    for priority in sorted(by_priority, reverse=True):
+        group = by_priority[priority]
+        if not policy.fair_share:
+            ordered.extend(group)
+            continue
+        queues: dict[str | None, deque[Candidate]] = defaultdict(deque)
+        for candidate in group:  # already oldest first
+            queues[candidate.owner].append(candidate)
+        arrival = {owner: index for index, owner in enumerate(queues)}
+        while queues:
+            owner = min(queues, key=lambda o: (load.get(o, 0), arrival[o]))
+            ordered.append(queues[owner].popleft())
+            load[owner] = load.get(owner, 0) + 1
+            if not queues[owner]:
+                del queues[owner]
+    return ordered
+
+
+def assign(
+    candidates: Sequence[Candidate], slots: Sequence[Slot], policy: Policy | None = None
+) -> list[tuple[str, str]]:
+    """Pairs of (job_id, backend name), in dispatch order."""
+    policy = policy or Policy()
+    free = {slot.backend: slot.free for slot in slots}
+    loaded = {slot.backend: slot.checkpoint for slot in slots}
+    in_flight = dict(policy.in_flight)
+    pending = fair_order(candidates, policy)
+    pairs: list[tuple[str, str]] = []
+    for candidate in pending:
+        if not any(free.values()):
+            break
+        if policy.owner_cap and in_flight.get(candidate.owner, 0) >= policy.owner_cap:
+            continue
         able = [s for s in slots if free[s.backend] > 0 and s.can_run(candidate)]
         if not able:
             continue
-        best = max(able, key=lambda s: (free[s.backend], -slots.index(s)))
-        free[best.backend] -= 1
-        pairs.append((candidate.job_id, best.backend))
-        if not any(free.values()):
-            break
+        chosen = _choose(candidate, able, pending, pairs, free, loaded, policy)
+        if chosen is None:
+            continue
+        free[chosen.backend] -= 1
+        if candidate.checkpoint is not None:
+            loaded[chosen.backend] = candidate.checkpoint
+        in_flight[candidate.owner] = in_flight.get(candidate.owner, 0) + 1
+        pairs.append((candidate.job_id, chosen.backend))
     return pairs
+
+
+def _choose(
+    candidate: Candidate,
+    able: list[Slot],
+    pending: list[Candidate],
+    pairs: list[tuple[str, str]],
+    free: dict[str, int],
+    loaded: dict[str, str | None],
+    policy: Policy,
+) -> Slot | None:
+    def roomiest(options: list[Slot]) -> Slot:
+        return max(options, key=lambda s: (free[s.backend], -able.index(s)))
+
+    if not policy.affinity or candidate.checkpoint is None:
+        return roomiest(able)
+    warm = [s for s in able if loaded[s.backend] == candidate.checkpoint]
+    if warm:
+        return roomiest(warm)
+    assigned = {job_id for job_id, _ in pairs}
+    wanted = {
+        other.checkpoint
+        for other in pending
+        if other is not candidate
+        and other.job_id not in assigned
+        and other.priority == candidate.priority
+        and other.checkpoint is not None
+    }
+    unclaimed = [s for s in able if loaded[s.backend] is None or loaded[s.backend] not in wanted]
+    if unclaimed:
+        return roomiest(unclaimed)
+    if candidate.waited >= policy.affinity_max_wait:
+        return roomiest(able)
+    return None  # every free slot is warm for another queued job; wait for a better one

@@ -34,6 +34,20 @@ def needed_nodes(graph: dict[str, Any], object_info: dict[str, Any] | None) -> s
     return seen or set(graph)
 
 
+CHECKPOINT_LOADERS = ("CheckpointLoaderSimple", "CheckpointLoader", "ImageOnlyCheckpointLoader")
+
+
+def checkpoint_of(graph: dict[str, Any]) -> str | None:
+    """The checkpoint a graph loads first (what model affinity keys on), if any."""
+    for node_id in sorted(graph, key=lambda n: (len(n), n)):
+        node = graph[node_id]
+        if node.get("class_type") in CHECKPOINT_LOADERS:
+            name = (node.get("inputs") or {}).get("ckpt_name")
+            if isinstance(name, str):
+                return name
+    return None
+
+
 class ProgressTracker:
     def __init__(self, graph: dict[str, Any], object_info: dict[str, Any] | None) -> None:
         self.graph = graph

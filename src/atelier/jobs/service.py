@@ -14,6 +14,7 @@ from atelier.db.tables import ArtifactRow, AttemptRow, JobRow, JobStatus, utcnow
 from atelier.db.unit import UnitOfWork
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.ledger import JobLedger
+from atelier.dispatch.progress import checkpoint_of
 from atelier.errors import ArtifactNotFound, InvalidRequest, JobNotFound, JobStateConflict
 from atelier.jobs.views import ArtifactView, AttemptView, JobCreate, JobError, JobPage, JobView
 from atelier.settings import Settings
@@ -57,6 +58,8 @@ class JobsService:
             user_metadata=request.metadata,
             labels=request.labels,
             owner=owner,
+            checkpoint=checkpoint_of(graph),
+            vram_required=_vram_bytes(request.requirements.vram_gb),
             attempt=0,
             cancel_requested=False,
             progress=0.0,
@@ -264,6 +267,10 @@ def artifact_view(artifact: ArtifactRow, base_url: str) -> ArtifactView:
         url=f"{base_url.rstrip('/')}/api/v1/artifacts/{artifact.id}",
         created_at=artifact.created_at,
     )
+
+
+def _vram_bytes(gigabytes: float | None) -> int | None:
+    return int(gigabytes * 1024**3) if gigabytes is not None else None
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -10,6 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_LABELS = 32
 
 
+class Requirements(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vram_gb: float | None = Field(
+        None, gt=0, le=1024, description="Run only on backends with at least this much VRAM."
+    )
+
+
 class JobCreate(BaseModel):
     """POST /api/v1/jobs."""
 
@@ -23,6 +31,7 @@ class JobCreate(BaseModel):
         default_factory=dict, description="Yours; stored and returned as is."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="String labels to filter on.")
+    requirements: Requirements = Field(default_factory=Requirements)
 
     @field_validator("labels")
     @classmethod

@@ -212,6 +212,7 @@ def encode_mp4(video: VideoClip, metadata: dict[str, str]) -> bytes:
         for key, value in metadata.items():
             container.metadata[key] = value
         stream = container.add_stream(_video_codec(), rate=round(video.fps))
+        assert isinstance(stream, av.VideoStream)
         stream.width = width
         stream.height = height
         stream.pix_fmt = "yuv420p"
@@ -222,7 +223,7 @@ def encode_mp4(video: VideoClip, metadata: dict[str, str]) -> bytes:
         for image in video.frames:
             if image.size != (width, height):
                 image = image.crop((0, 0, width, height))
-            frame = av.VideoFrame.from_image(image.convert("RGB"))
+            frame = av.VideoFrame.from_image(image.convert("RGB"))  # type: ignore[no-untyped-call]
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
         if audio_stream is not None and video.audio is not None:

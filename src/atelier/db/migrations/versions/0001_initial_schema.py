@@ -75,6 +75,8 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("backend", sa.String(length=255), nullable=True),
         sa.Column("prompt_id", sa.String(length=64), nullable=True),
+        sa.Column("checkpoint", sa.String(length=255), nullable=True),
+        sa.Column("vram_required", sa.BigInteger(), nullable=True),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("current_node", sa.String(length=64), nullable=True),

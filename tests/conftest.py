@@ -1,0 +1,176 @@
+"""Shared fixtures: fake ComfyUI backends on real ports, real databases, a real server.
+
+PostgreSQL tests run against ATELIER_TEST_POSTGRES_URL (default: the local server,
+database ``test``), each in a fresh database. When no PostgreSQL answers they are skipped
+with a clear reason, except on CI (CI=true), where that is an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from atelier.app import create_app
+from atelier.runtime import Runtime
+from atelier.settings import Settings
+from atelier.testing import ThreadedFakeComfyUI
+
+POSTGRES_URL = os.environ.get(
+    "ATELIER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+# Fast failure detection for tests; production defaults are in Settings.
+FAST = {
+    "health_interval": 0.5,
+    "health_timeout": 1.0,
+    "poll_interval": 0.5,
+    "check_interval": 0.3,
+    "backend_lost_timeout": 2.0,
+    "progress_interval": 0.0,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[ThreadedFakeComfyUI]:
+    with ThreadedFakeComfyUI(root_dir=tmp_path / "comfy-a", name="a") as backend:
+        yield backend
+
+
+@pytest.fixture
+def fake_b(tmp_path: Path) -> Iterator[ThreadedFakeComfyUI]:
+    with ThreadedFakeComfyUI(root_dir=tmp_path / "comfy-b", name="b") as backend:
+        yield backend
+
+
+async def _postgres_available() -> str | None:
+    try:
+        connection = await asyncpg.connect(POSTGRES_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await connection.close()
+    return None
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    problem = await _postgres_available()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"PostgreSQL is required on CI but unreachable at {POSTGRES_URL}: {problem}"
+            )
+        pytest.skip(
+            f"PostgreSQL unreachable at {POSTGRES_URL} ({problem}); set ATELIER_TEST_POSTGRES_URL"
+        )
+    name = f"atelier_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Each test using this runs twice: on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'atelier.db'}"
+    else:
+        request.applymarker(pytest.mark.postgres)
+        yield request.getfixturevalue("postgres_url")
+
+
+@dataclass
+class Server:
+    """A real Atelier on a real socket, in this test's event loop."""
+
+    settings: Settings
+    url: str
+    app: FastAPI
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def start_server(settings: Settings) -> Server:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server exited during start")
+        await asyncio.sleep(0.02)
+    return Server(settings, f"http://127.0.0.1:{settings.port}", app, server, task)
+
+
+def make_settings(
+    tmp_path: Path, database_url: str, backends: list[str], **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "atelier",
+        "database_url": database_url,
+        "backends": backends,
+        "port": free_port(),
+        **FAST,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def server_factory(tmp_path: Path) -> AsyncIterator[Any]:
+    """start(database_url, backends, **settings) -> Server; all stopped at the end."""
+    started: list[Server] = []
+
+    async def start(database_url: str, backends: list[str], **overrides: Any) -> Server:
+        server = await start_server(make_settings(tmp_path, database_url, backends, **overrides))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if not server.task.done():
+            await server.stop()
