@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,24 @@ async def _postgres_available() -> str | None:
     return None
 
 
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _run_aside(coroutine: Any) -> Any:
+    """Run a coroutine on a loop of its own (fixtures may already be inside one)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 @pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
+def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    problem = await _postgres_available()
+    problem = _run_aside(_postgres_available())
     if problem is not None:
         if os.environ.get("CI"):
             pytest.fail(
@@ -82,30 +97,21 @@ async def postgres_url() -> AsyncIterator[str]:
             f"PostgreSQL unreachable at {POSTGRES_URL} ({problem}); set ATELIER_TEST_POSTGRES_URL"
         )
     name = f"atelier_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    _run_aside(_admin(f'CREATE DATABASE "{name}"'))
     base = POSTGRES_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
     finally:
-        admin = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        _run_aside(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs twice: on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'atelier.db'}"
-    else:
-        request.applymarker(pytest.mark.postgres)
-        yield request.getfixturevalue("postgres_url")
+        return f"sqlite+aiosqlite:///{tmp_path / 'atelier.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @dataclass

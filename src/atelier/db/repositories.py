@@ -26,6 +26,7 @@ class JobRepository:
 
     async def add(self, job: JobRow) -> None:
         self.session.add(job)
+        await self.session.flush()  # the job row first: labels refer to it
         for key, value in (job.labels or {}).items():
             self.session.add(JobLabelRow(job_id=job.id, key=key, value=str(value)))
         await self.session.flush()
