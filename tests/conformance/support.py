@@ -22,7 +22,10 @@ def image_graph(size: int = 32, color: int = 0x3366CC, prefix: str = "img") -> G
 
 
 def sampler_graph(
-    steps: int = 3, seed: int = 1, checkpoint: str = "v1-5-pruned-emaonly.safetensors", size: int = 64
+    steps: int = 3,
+    seed: int = 1,
+    checkpoint: str = "v1-5-pruned-emaonly.safetensors",
+    size: int = 64,
 ) -> Graph:
     return {
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},

@@ -182,9 +182,9 @@ async def replay(
                     response.status_code, response.headers.get("content-type"), _body_of(response)
                 )
                 exchanges.append(exchange)
-                if request["path"] == "/prompt" and request["method"] == "POST":
-                    if recorded["status"] == 200 and exchange.status == 200:
-                        ids[recorded["resp"]["prompt_id"]] = exchange.body["prompt_id"]
+                accepted = recorded["status"] == 200 and exchange.status == 200
+                if request["path"] == "/prompt" and request["method"] == "POST" and accepted:
+                    ids[recorded["resp"]["prompt_id"]] = exchange.body["prompt_id"]
             await ws.wait_count(len(capture["ws"]), timeout=15)
             await asyncio.sleep(0.3)  # anything extra would arrive now
     return exchanges, ws, ids

@@ -214,7 +214,9 @@ async def test_interrupt_is_blamed_on_the_next_node(
         await ws.wait_for(lambda m: m["type"] == "executing" and m["data"].get("node") == "2")
         await http.post("/interrupt", json={})
         await ws.wait_done(prompt_id)
-    interrupted = next(m["data"] for m in ws.json_messages() if m["type"] == "execution_interrupted")
+    interrupted = next(
+        m["data"] for m in ws.json_messages() if m["type"] == "execution_interrupted"
+    )
     assert (interrupted["node_id"], interrupted["node_type"]) == ("3", "SaveImage")
     assert sorted(interrupted["executed"]) == ["1", "2"]
     entry = await history_entry(http, prompt_id)
@@ -248,7 +250,9 @@ async def test_ksampler_sends_one_progress_per_step(
         prompt_id = await submit(http, sampler_graph(steps=7), client_id="k")
         await ws.wait_done(prompt_id)
     progress = [m["data"] for m in ws.json_messages() if m["type"] == "progress"]
-    assert [(p["value"], p["max"], p["node"]) for p in progress] == [(i, 7, "3") for i in range(1, 8)]
+    assert [(p["value"], p["max"], p["node"]) for p in progress] == [
+        (i, 7, "3") for i in range(1, 8)
+    ]
     assert all(p["prompt_id"] == prompt_id for p in progress)
     # Every hook call also reports the node's state, just before its `progress`.
     types = ws.types()
@@ -283,10 +287,10 @@ async def test_rerun_is_cached_and_free_memory_resets_the_cache(
     assert again["status"]["messages"][1][1]["nodes"] == ["1", "2", "3"]
     assert again["outputs"] == first["outputs"]  # no new file: the old one is reused
     assert len(list((comfy.root_dir / "output").iterdir())) == 1
-    await http.post("/free", json={"free_memory": True})
-    await run(http, image_graph(prefix="x"))  # flags apply after this prompt
+    await http.post("/free", json={"free_memory": True})  # while idle: applies at once
     third = await run(http, image_graph())
     assert third["status"]["messages"][1][1]["nodes"] == []
+    assert len(list((comfy.root_dir / "output").iterdir())) == 2
 
 
 async def test_websocket_targeting_and_feature_flags(

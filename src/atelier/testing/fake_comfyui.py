@@ -26,7 +26,7 @@ from typing import Any, Self, TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from atelier.testing.executor import PromptExecutor
-from atelier.testing.fake_queue import PromptQueue
+from atelier.testing.fake_queue import PromptQueue, QueueItem
 from atelier.testing.media import Dirs
 from atelier.testing.node_api import FakeNodeError, ModelState, Timing
 from atelier.testing.routes import MAX_UPLOAD_SIZE, SERVER_FEATURES, Routes, ServerTrouble
@@ -180,7 +180,8 @@ class FakeComfyUI:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        self._awake.set()
+        if graceful:
+            self._awake.set()  # let hung requests finish before closing
         for site in list(runner.sites):
             await site.stop()
         if graceful:
@@ -198,6 +199,7 @@ class FakeComfyUI:
         await runner.cleanup()
         self._new_process()
         self._empty_temp()
+        self._awake.set()  # a new process is not hung
 
     async def crash(self) -> None:
         """Like the process dying: refused connections, reset sockets, state gone."""
@@ -316,29 +318,34 @@ class FakeComfyUI:
 
     async def _worker(self) -> None:
         while True:
-            item, item_id = await self.queue.get()
             await self._awake.wait()
-            self._interrupt = False
-            prompt_id = item[1]
-            extra_data = item[3] if isinstance(item[3], dict) else {}
-            outcome = await self.executor.execute(item[2], prompt_id, extra_data, item[4])
-            self.prompt_count += 1
-            status = {
-                "status_str": "success" if outcome.success else "error",
-                "completed": outcome.success,
-                "messages": [[event, data] for event, data in outcome.messages],
-            }
-            result = {"outputs": outcome.outputs, "meta": outcome.meta}
-            self.queue.task_done(item_id, result, status)
-            if self.client_id is not None:
-                end = {"node": None, "prompt_id": prompt_id}
-                self.send_sync("executing", end, self.client_id)
+            got = await self.queue.get()
+            await self._awake.wait()
+            if got is not None:
+                await self._run_prompt(*got)
             flags = self.queue.take_flags()
             free_memory = flags.get("free_memory", False)
             if flags.get("unload_models", free_memory):
                 self.models.loaded_checkpoint = None
             if free_memory:
                 self.executor.reset()
+
+    async def _run_prompt(self, item: QueueItem, item_id: int) -> None:
+        self._interrupt = False
+        prompt_id = item[1]
+        extra_data = item[3] if isinstance(item[3], dict) else {}
+        outcome = await self.executor.execute(item[2], prompt_id, extra_data, item[4])
+        self.prompt_count += 1
+        status = {
+            "status_str": "success" if outcome.success else "error",
+            "completed": outcome.success,
+            "messages": [[event, data] for event, data in outcome.messages],
+        }
+        result = {"outputs": outcome.outputs, "meta": outcome.meta}
+        self.queue.task_done(item_id, result, status)
+        if self.client_id is not None:
+            end = {"node": None, "prompt_id": prompt_id}
+            self.send_sync("executing", end, self.client_id)
 
     def _worker_died(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

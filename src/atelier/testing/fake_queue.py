@@ -28,17 +28,20 @@ class PromptQueue:
         self.history: dict[str, JsonDict] = {}
         self._task_counter = 0
         self._flags: dict[str, Any] = {}
-        self._not_empty = asyncio.Event()
+        self._wakeup = asyncio.Event()
 
     def put(self, item: QueueItem) -> None:
         heapq.heappush(self.queue, item)
         self._on_change()
-        self._not_empty.set()
+        self._wakeup.set()
 
-    async def get(self) -> tuple[QueueItem, int]:
+    async def get(self) -> tuple[QueueItem, int] | None:
+        """The next item; None when the worker should apply flags set while it idled."""
         while not self.queue:
-            self._not_empty.clear()
-            await self._not_empty.wait()
+            if self._flags:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
         item = heapq.heappop(self.queue)
         item_id = self._task_counter
         self.currently_running[item_id] = copy.deepcopy(item)
@@ -108,7 +111,9 @@ class PromptQueue:
         self.history.pop(prompt_id, None)
 
     def set_flag(self, name: str, value: Any) -> None:
+        # ComfyUI's idle worker wakes up every few seconds to look at flags; ours at once.
         self._flags[name] = value
+        self._wakeup.set()
 
     def take_flags(self) -> JsonDict:
         flags, self._flags = self._flags, {}
