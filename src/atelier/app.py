@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from atelier import __version__
-from atelier.api import artifacts, jobs, problems, streaming, system
+from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
 from atelier.api.limits import BodySizeLimit
+from atelier.api.security import AuditTrail, authenticate
 from atelier.runtime import start_runtime, stop_runtime
 from atelier.settings import Settings
 
@@ -31,9 +32,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="A production job API for ComfyUI: durable jobs, honest progress, real files.",
         lifespan=lifespan,
+        dependencies=[Depends(authenticate)],  # keys, scopes, limits: every /api/v1 route
     )
     problems.install(app)
     for module in (system, jobs, streaming, artifacts):
         app.include_router(module.router)
+    for module in (admin, webhooks):
+        app.include_router(module.router)
+    openapi.install(app)
+    app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -4,13 +4,31 @@
     ├── InvalidRequest                400 invalid-request (field, reason)
     │   ├── MalformedJson             400 malformed-json
     │   ├── ValidationFailed          422 validation-failed (errors: [{field, reason}])
-    │   └── GraphInvalid              422 graph-invalid (errors: [{node_id, input, reason}])
+    │   ├── GraphInvalid              422 graph-invalid (errors: [{node_id, input, reason}])
+    │   ├── CapabilityMissing         422 capability-missing (missing, backends)
+    │   ├── InputUnavailable          422 input-unavailable (a URL input could not be fetched)
+    │   └── WorkflowInvalid           422 workflow-invalid (errors: [{field|node_id, reason}])
+    │       └── WorkflowNotConvertible  422 workflow-not-convertible (UI-format graph)
     ├── RequestTooLarge               413 request-too-large
+    ├── Unauthorized                  401 unauthorized (with WWW-Authenticate)
+    ├── Forbidden                     403 forbidden
+    │   ├── InsufficientScope         403 insufficient-scope
+    │   └── SignatureInvalid          403 signature-invalid
     ├── NotFound                      404 not-found
     │   ├── JobNotFound               404 job-not-found
-    │   └── ArtifactNotFound          404 artifact-not-found
+    │   ├── ArtifactNotFound          404 artifact-not-found
+    │   ├── KeyNotFound               404 key-not-found
+    │   ├── WebhookNotFound           404 webhook-not-found
+    │   ├── DeliveryNotFound          404 delivery-not-found
+    │   └── WorkflowNotFound          404 workflow-not-found
     ├── Conflict                      409 conflict
-    │   └── JobStateConflict          409 job-state-conflict
+    │   ├── JobStateConflict          409 job-state-conflict
+    │   ├── IdempotencyKeyReused      409 idempotency-key-reused
+    │   ├── IdempotencyKeyInUse       409 idempotency-key-in-use
+    │   └── WorkflowExists            409 workflow-exists
+    ├── TooManyRequests               429 too-many-requests (with Retry-After)
+    │   ├── RateLimited               429 rate-limited
+    │   └── QuotaExceeded             429 quota-exceeded
     ├── ServiceUnavailable            503 service-unavailable
     └── BackendError                  (ComfyUI side; not rendered to clients directly)
         ├── BackendUnavailable        connection refused, reset or timed out
@@ -40,6 +58,11 @@ class AtelierError(Exception):
         self.detail = detail or (self.__doc__ or self.title).strip().splitlines()[0]
         self.extra = extra
         super().__init__(self.detail)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the problem body."""
+        return {}
 
     @property
     def type_uri(self) -> str:
@@ -190,3 +213,173 @@ class BackendProtocolError(BackendError):
 
     slug = "backend-protocol-error"
     title = "Backend protocol error"
+
+
+# Keys, scopes, limits, idempotency and webhooks (docs/ERRORS.md lists them too).
+
+
+class Unauthorized(AtelierError):
+    """An API key is required: send Authorization: Bearer <key>."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="atelier"'}
+
+
+class Forbidden(AtelierError):
+    """This request is not allowed."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class InsufficientScope(Forbidden):
+    """The API key does not have the scope this request needs."""
+
+    slug = "insufficient-scope"
+    title = "Insufficient scope"
+
+    def __init__(self, required: str) -> None:
+        super().__init__(f"this request needs the {required!r} scope", required_scope=required)
+
+
+class SignatureInvalid(Forbidden):
+    """The signed link is invalid or has expired."""
+
+    slug = "signature-invalid"
+    title = "Signature invalid"
+
+
+class KeyNotFound(NotFound):
+    """No API key with this id."""
+
+    slug = "key-not-found"
+    title = "Key not found"
+
+
+class WebhookNotFound(NotFound):
+    """No webhook with this id."""
+
+    slug = "webhook-not-found"
+    title = "Webhook not found"
+
+
+class DeliveryNotFound(NotFound):
+    """No webhook delivery with this id."""
+
+    slug = "delivery-not-found"
+    title = "Delivery not found"
+
+
+class IdempotencyKeyReused(Conflict):
+    """This Idempotency-Key was already used with a different request."""
+
+    slug = "idempotency-key-reused"
+    title = "Idempotency key reused"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A request with this Idempotency-Key is still being processed."""
+
+    slug = "idempotency-key-in-use"
+    title = "Idempotency key in use"
+    retryable = True
+
+
+class TooManyRequests(AtelierError):
+    """Too many requests; wait Retry-After seconds."""
+
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+    retryable = True
+
+    def __init__(self, detail: str, *, limit: str, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, limit=limit, retry_after=retry_after, **extra)
+        self.retry_after = max(1, int(retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(TooManyRequests):
+    """The API key made more requests per minute than it may."""
+
+    slug = "rate-limited"
+    title = "Rate limited"
+
+
+class QuotaExceeded(TooManyRequests):
+    """The owner is at a quota (queued jobs, running jobs or stored artifact bytes)."""
+
+    slug = "quota-exceeded"
+    title = "Quota exceeded"
+
+
+# Workflow templates, media inputs and capability checks (docs/ERRORS.md lists them too).
+
+
+class CapabilityMissing(InvalidRequest):
+    """No backend has every node class and model file this job needs."""
+
+    status = 422
+    slug = "capability-missing"
+    title = "Capability missing"
+
+    def __init__(
+        self, detail: str, *, missing: dict[str, list[str]], backends: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(detail, missing=missing, backends=backends)
+
+
+class InputUnavailable(InvalidRequest):
+    """A media input could not be fetched (its URL did not answer, or not in time)."""
+
+    status = 422
+    slug = "input-unavailable"
+    title = "Input unavailable"
+    retryable = True
+
+
+class WorkflowInvalid(InvalidRequest):
+    """The workflow template (its manifest or graph) cannot be used."""
+
+    status = 422
+    slug = "workflow-invalid"
+    title = "Workflow invalid"
+
+    def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
+        first = errors[0] if errors else {}
+        where = first.get("field") or (
+            f"node {first['node_id']}" if first.get("node_id") is not None else None
+        )
+        reason = str(first.get("reason", "invalid"))
+        super().__init__(detail or (f"{where}: {reason}" if where else reason), errors=errors)
+        self.errors = errors
+
+
+class WorkflowNotConvertible(WorkflowInvalid):
+    """The UI-format workflow cannot be converted to ComfyUI's API format."""
+
+    slug = "workflow-not-convertible"
+    title = "Workflow not convertible"
+
+
+class WorkflowNotFound(NotFound):
+    """No workflow with this name."""
+
+    slug = "workflow-not-found"
+    title = "Workflow not found"
+
+
+class WorkflowExists(Conflict):
+    """A workflow with this name exists already (PUT replaces it)."""
+
+    slug = "workflow-exists"
+    title = "Workflow exists"

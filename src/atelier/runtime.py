@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atelier.db.database import Database
 from atelier.dispatch.backends import BackendPool
@@ -14,6 +14,12 @@ from atelier.events import EventBus
 from atelier.jobs.service import JobsService
 from atelier.settings import Settings
 from atelier.storage.local import LocalArtifactStore
+from atelier.team import start_team, stop_team
+
+if TYPE_CHECKING:
+    from atelier.auth.service import Security
+    from atelier.webhooks.delivery import DeliveryWorker
+    from atelier.webhooks.service import WebhookService
 
 log = logging.getLogger("atelier")
 
@@ -29,6 +35,10 @@ class Runtime:
     dispatcher: LocalDispatcher
     jobs: JobsService
     extras: list[Any] = field(default_factory=list)
+    # Keys, limits and webhooks (atelier.team sets these at start).
+    security: Security = field(init=False)
+    webhooks: WebhookService = field(init=False)
+    deliveries: DeliveryWorker = field(init=False)
 
 
 async def start_runtime(settings: Settings) -> Runtime:
@@ -70,9 +80,12 @@ async def start_runtime(settings: Settings) -> Runtime:
     dispatcher = LocalDispatcher(settings, ledger=ledger, pool=pool, store=store)
     dispatcher_ref.append(dispatcher)
     jobs = JobsService(settings, ledger=ledger, dispatcher=dispatcher, pool=pool, store=store)
+    runtime = Runtime(settings, database, bus, pool, store, ledger, dispatcher, jobs, extras)
+    await start_team(runtime)  # keys, limits, webhooks: wired before any job moves
     await pool.start()
+    await jobs.workflows.start()  # workflow templates: built-in, <data dir>/workflows, database
     await dispatcher.start()
-    return Runtime(settings, database, bus, pool, store, ledger, dispatcher, jobs, extras)
+    return runtime
 
 
 async def stop_runtime(runtime: Runtime) -> None:
@@ -81,6 +94,8 @@ async def stop_runtime(runtime: Runtime) -> None:
     # 4. stop anything started for --demo.
     await runtime.dispatcher.stop()
     await runtime.pool.close()
+    await runtime.jobs.workflows.close()
+    await stop_team(runtime)
     await runtime.database.close()
     for extra in reversed(runtime.extras):
         await extra.close()

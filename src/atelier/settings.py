@@ -8,7 +8,7 @@ reads the environment at import time: ``Settings()`` is built by the caller.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     health_timeout: float = Field(
         default=5.0, gt=0, description="Seconds a backend has to answer an HTTP request."
     )
-    backend_slots: int = Field(default=1, ge=1, description="Jobs in flight per backend.")
+    backend_slots: int = Field(
+        default=2,
+        ge=1,
+        description="Jobs in flight per backend: 1 running plus the rest waiting in "
+        "ComfyUI's own queue (pipelined), so the GPU never idles between jobs.",
+    )
     poll_interval: float = Field(default=2.0, gt=0, description="Scheduler safety-net poll.")
     check_interval: float = Field(
         default=2.0, gt=0, description="Seconds of WebSocket silence before a runner asks /queue."
@@ -78,12 +83,72 @@ class Settings(BaseSettings):
     )
     max_wait_seconds: float = Field(default=60.0, ge=0, description="Cap for Prefer: wait=N.")
 
+    # Workflow templates and media inputs (docs/WORKFLOWS.md).
+    input_max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        gt=0,
+        description="Largest media input (upload, base64 or URL); larger is refused.",
+    )
+    input_fetch_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds Atelier spends fetching one URL input."
+    )
+
+    # Keys, limits, idempotency and webhooks (README: "Running it for a team").
+    auth_mode: Literal["auto", "required", "open"] = Field(
+        default="auto",
+        description="auto: open to loopback clients until the first API key exists, then "
+        "every /api/v1 call needs a key; required: always a key; open: keys optional.",
+    )
+    signing_secret: str | None = Field(
+        default=None,
+        description="Secret for signed artifact links; default: generated once and kept "
+        "in <data dir>/signing.key.",
+    )
+    artifact_url_ttl: int = Field(
+        default=86400, gt=0, description="Seconds a signed artifact link stays valid."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per minute per API key; 0 means no limit."
+    )
+    max_queued_per_owner: int = Field(
+        default=1000, ge=0, description="Queued jobs an owner may have; 0 means no limit."
+    )
+    max_artifact_bytes_per_owner: int = Field(
+        default=0, ge=0, description="Stored output bytes per owner before submits get 429."
+    )
+    idempotency_ttl: float = Field(
+        default=86400.0, gt=0, description="Seconds an Idempotency-Key is remembered."
+    )
+    url_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts or networks (CIDR) that webhook and URL-input targets may use "
+        "even though they are not public (loopback, private); comma-separated in env.",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
+    )
+    webhook_retry_base: float = Field(
+        default=5.0, gt=0, description="First webhook retry delay; doubles each attempt."
+    )
+    webhook_retry_max: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two webhook attempts."
+    )
+    webhook_retry_window: float = Field(
+        default=86400.0, gt=0, description="Seconds a failing webhook delivery is retried."
+    )
+    webhook_progress_interval: float = Field(
+        default=1.0, ge=0, description="At most one progress webhook per job this often."
+    )
+    max_webhooks_per_owner: int = Field(
+        default=100, gt=0, description="Standing webhook subscriptions per owner."
+    )
+
     # Fake ComfyUI for --demo.
     demo_step_time: float = Field(
         default=0.05, ge=0, description="--demo: seconds per simulated sampler step."
     )
 
-    @field_validator("backends", mode="before")
+    @field_validator("backends", "url_allowlist", mode="before")
     @classmethod
     def _split_backends(cls, value: Any) -> Any:
         if isinstance(value, str):

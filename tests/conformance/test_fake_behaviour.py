@@ -361,3 +361,43 @@ async def test_threaded_fake_does_not_block_the_callers_loop(tmp_path: Path) -> 
         async with httpx.AsyncClient(base_url=fake.url) as client:
             entry = await run(client, image_graph())
     assert entry["status"]["completed"] is True
+
+
+async def test_binary_frames_follow_the_negotiated_format(
+    comfy: FakeComfyUI, http: httpx.AsyncClient
+) -> None:
+    graph = image_graph()
+    graph["3"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": ["2", 0]}}
+    graph["4"] = {"class_type": "GetImageSize", "inputs": {"image": ["2", 0]}}
+    graph["5"] = {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}
+    async with WsRecorder(comfy.url, "new") as modern, WsRecorder(comfy.url, "old") as legacy:
+        await modern.send({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+        await modern.wait_for(lambda m: m["type"] == "feature_flags")
+        first = await submit(http, graph, client_id="new")
+        await modern.wait_done(first)
+        graph["3"]["inputs"]["images"] = ["1", 0]  # IS_CHANGED is time anyway: never cached
+        second = await submit(http, graph, client_id="old")
+        await legacy.wait_done(second)
+
+    def kinds(recorder: WsRecorder) -> list[str]:
+        out = []
+        for m in recorder.messages:
+            if isinstance(m, bytes):
+                out.append(f"bin{int.from_bytes(m[:4], 'big')}")
+            elif m["type"] in ("progress", "progress_state"):
+                out.append(m["type"])
+        return out
+
+    # Type 4 (with metadata) comes before `progress`; legacy type 1 after it. The TEXT
+    # frame of GetImageSize (type 3) goes to every socket, once: the second prompt finds
+    # that node cached.
+    assert "bin4" in kinds(modern) and "bin1" not in kinds(modern)
+    modern_kinds = [k for k in kinds(modern) if k != "bin3"]
+    index = modern_kinds.index("bin4")
+    assert modern_kinds[index - 1 : index + 2] == ["progress_state", "bin4", "progress"]
+    legacy_kinds = [k for k in kinds(legacy) if k != "bin3"]
+    index = legacy_kinds.index("bin1")
+    assert legacy_kinds[index - 2 : index + 1] == ["progress_state", "progress", "bin1"]
+    assert kinds(modern).count("bin3") == 1 and kinds(legacy).count("bin3") == 1
+    frame = next(m for m in legacy.messages if isinstance(m, bytes) and m[:4] == b"\0\0\0\1")
+    assert frame[4:8] == b"\0\0\0\2" and frame[8:12] == b"\x89PNG"

@@ -354,3 +354,87 @@ async def test_info_routes(comfy: FakeComfyUI, http: httpx.AsyncClient) -> None:
     assert (await http.get("/internal/files/input")).json() == ["example.png"]
     cross_origin = await http.get("/queue", headers={"Origin": "http://evil.example"})
     assert cross_origin.status_code == 403
+
+
+async def test_image_transforms_produce_the_expected_sizes(http: httpx.AsyncClient) -> None:
+    def node(class_type: str, **inputs: Any) -> dict[str, Any]:
+        return {"class_type": class_type, "inputs": inputs}
+
+    src = ["1", 0]
+    graph: dict[str, Any] = {
+        "1": node("EmptyImage", width=40, height=20, batch_size=2, color=0x102030),
+        "2": node(
+            "ImageScale", image=src, upscale_method="bilinear", width=80, height=0, crop="disabled"
+        ),
+        "3": node("ImageScaleBy", image=src, upscale_method="lanczos", scale_by=0.5),
+        "4": node("ImageCrop", image=src, width=10, height=5, x=35, y=0),
+        "5": node("ImageRotate", image=src, rotation="90 degrees"),
+        "6": node("ImageFlip", image=src, flip_method="x-axis: vertically"),
+        "7": node("ImagePadForOutpaint", image=src, left=8, top=0, right=8, bottom=0, feathering=4),
+        "8": node("RepeatImageBatch", image=src, amount=2),
+        "9": node("ImageBlur", image=src, blur_radius=3, sigma=1.0),
+        "10": node("UpscaleModelLoader", model_name="RealESRGAN_x4plus.pth"),
+        "11": node("ImageUpscaleWithModel", upscale_model=["10", 0], image=src),
+        "12": node("MaskToImage", mask=["7", 1]),
+    }
+    expected = {
+        "2": (80, 40, 2),
+        "3": (20, 10, 2),
+        "4": (5, 5, 2),
+        "5": (20, 40, 2),
+        "6": (40, 20, 2),
+        "7": (56, 20, 2),
+        "8": (40, 20, 4),
+        "9": (40, 20, 2),
+        "11": (160, 80, 2),
+        "12": (56, 20, 1),
+    }
+    for source in expected:
+        graph[f"s{source}"] = node("SaveImage", images=[source, 0], filename_prefix=f"t{source}")
+    entry = await run(http, graph)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    for source, (width, height, batch) in expected.items():
+        images = entry["outputs"][f"s{source}"]["images"]
+        assert len(images) == batch, source
+        with Image.open(io.BytesIO((await view(http, images[0])).content)) as image:
+            assert image.size == (width, height), source
+
+
+async def test_lora_and_advanced_sampler_graph(comfy: FakeComfyUI, http: httpx.AsyncClient) -> None:
+    graph = sampler_graph(steps=4)
+    graph["10"] = {
+        "class_type": "LoraLoader",
+        "inputs": {
+            "model": ["4", 0],
+            "clip": ["4", 1],
+            "lora_name": "detail_tweaker.safetensors",
+            "strength_model": 0.8,
+            "strength_clip": 1.0,
+        },
+    }
+    graph["11"] = {
+        "class_type": "VAELoader",
+        "inputs": {"vae_name": "vae-ft-mse-840000.safetensors"},
+    }
+    graph["3"] = {
+        "class_type": "KSamplerAdvanced",
+        "inputs": {
+            "model": ["10", 0],
+            "add_noise": "enable",
+            "noise_seed": 5,
+            "steps": 6,
+            "cfg": 7.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+            "start_at_step": 2,
+            "end_at_step": 10000,
+            "return_with_leftover_noise": "disable",
+        },
+    }
+    graph["8"]["inputs"]["vae"] = ["11", 0]
+    entry = await run(http, graph)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert comfy.loaded_checkpoint == "v1-5-pruned-emaonly.safetensors"

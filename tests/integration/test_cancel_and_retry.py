@@ -8,19 +8,27 @@ from tests.graphs import image_graph, sampler_graph
 from tests.helpers import eventually, job, job_reaches, submit
 
 
-async def test_cancel_while_queued_and_while_running(
+async def test_cancel_while_queued_pipelined_and_running(
     server_factory: Any, database_url: str, fake: Any
 ) -> None:
     fake.set_timing(step_time=0.1)
-    server = await server_factory(database_url, [fake.url])
+    server = await server_factory(database_url, [fake.url], backend_slots=2)
     async with server.client() as client:
         running = await submit(client, sampler_graph(steps=100))
-        queued = await submit(client, image_graph())
         await eventually(lambda: _has_progress(client, running["id"]))
+        pipelined = await submit(client, sampler_graph(steps=5, seed=2))
+        queued = await submit(client, image_graph())
+        waiting = await job_reaches(client, pipelined["id"], "running")
+        assert waiting["backend"] == (await job(client, running["id"]))["backend"]
 
         response = await client.post(f"/api/v1/jobs/{queued['id']}/cancel")
         assert response.status_code == 200
         assert response.json()["status"] == "cancelled"
+
+        # Waiting in ComfyUI's own queue: deleted there, so it never runs.
+        response = await client.post(f"/api/v1/jobs/{pipelined['id']}/cancel")
+        assert response.status_code == 200
+        await job_reaches(client, pipelined["id"], "cancelled", timeout=20)
 
         response = await client.post(f"/api/v1/jobs/{running['id']}/cancel")
         assert response.status_code == 200
@@ -32,7 +40,7 @@ async def test_cancel_while_queued_and_while_running(
         again = await client.post(f"/api/v1/jobs/{running['id']}/cancel")
         assert again.status_code == 200 and again.json()["status"] == "cancelled"
         assert (await job(client, queued["id"]))["status"] == "cancelled"
-    assert fake.prompt_count <= 1  # the queued job never reached ComfyUI
+    assert fake.prompt_count == 1  # neither the pipelined nor the queued job ran
 
 
 async def _has_progress(client: Any, job_id: str) -> bool:

@@ -170,3 +170,28 @@ async def test_out_of_memory_is_typed_and_retryable(
             )
         ).json()
     assert failed["error"]["type"] == "out_of_memory" and failed["error"]["retryable"] is True
+
+
+async def test_a_pipelined_job_moves_to_a_backend_that_fell_idle(
+    server_factory: Any, fake: Any, fake_b: Any, tmp_path: Any
+) -> None:
+    for backend in (fake, fake_b):
+        backend.set_timing(step_time=0.05)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
+    server = await server_factory(url, [f"a={fake.url}", f"b={fake_b.url}"], backend_slots=2)
+    async with server.client() as client:
+        long = await submit(client, sampler_graph(steps=100, seed=1))
+        assert await _running_on(client, long["id"]) == "a"
+        short = await submit(client, sampler_graph(steps=20, seed=2))  # b is emptier
+        tail = await submit(client, sampler_graph(steps=4, seed=3))  # waits behind long on a
+        assert (await job_reaches(client, short["id"], "completed"))["backend"] == "b"
+        done = await job_reaches(client, tail["id"], "completed", timeout=30)
+        long_job = await job(client, long["id"])
+        await client.post(f"/api/v1/jobs/{long['id']}/cancel")
+        await job_reaches(client, long["id"], "cancelled")
+    assert long_job["status"] == "running"  # the tail did not wait for the long job
+    assert [(a["backend"], a["status"]) for a in done["attempts"]] == [
+        ("a", "moved"),
+        ("b", "completed"),
+    ]
+    assert fake.prompt_count == 1  # a ran only the long job: the tail ran once, on b

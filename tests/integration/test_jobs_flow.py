@@ -84,7 +84,9 @@ async def test_animated_webp_output(server_factory: Any, fake: Any, tmp_path: An
 
 async def test_priority_then_age(server_factory: Any, fake: Any, tmp_path: Any) -> None:
     fake.set_timing(step_time=0.05)
-    server = await server_factory(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", [fake.url])
+    server = await server_factory(
+        f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", [fake.url], backend_slots=1
+    )
     async with server.client() as client:
         blocker = await submit(client, sampler_graph(steps=10, seed=100))
         await job_reaches(client, blocker["id"], "running")

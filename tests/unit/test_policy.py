@@ -97,3 +97,23 @@ def test_vram_requirement() -> None:
     ]
     assert assign([Candidate("x", SD, vram=16 * GB)], slots) == [("x", "big")]
     assert assign([Candidate("y", SD, vram=40 * GB)], slots) == []
+
+
+def test_an_idle_backend_beats_a_busy_warm_one() -> None:
+    slots = [
+        Slot("busy", 1, None, checkpoint="A", idle=False),
+        Slot("cold", 2, None, checkpoint=None),
+    ]
+    assert assign([Candidate("x", SD, checkpoint="A")], slots) == [("x", "cold")]
+    # Once both are busy, the warm one wins.
+    slots = [
+        Slot("busy", 1, None, checkpoint="A", idle=False),
+        Slot("other", 1, None, checkpoint="B", idle=False),
+    ]
+    assert assign([Candidate("x", SD, checkpoint="A")], slots) == [("x", "busy")]
+
+
+def test_two_jobs_in_one_round_use_both_idle_backends() -> None:
+    slots = [Slot("one", 2, None), Slot("two", 2, None)]
+    jobs = [Candidate("a1", SD, checkpoint="A"), Candidate("a2", SD, checkpoint="A")]
+    assert sorted(b for _, b in assign(jobs, slots)) == ["one", "two"]

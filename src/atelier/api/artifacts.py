@@ -1,8 +1,16 @@
-"""/api/v1/artifacts/{id}: the bytes, with their content type and Range support."""
+"""/api/v1/artifacts/{id}: the bytes, with their content type and Range support.
+
+With a key (read scope), or with a signed link (``?expires=&sig=``, as job views give
+them) and no key at all.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+import unicodedata
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from atelier.api.deps import JobsDep, Owner, RuntimeDep
@@ -18,7 +26,12 @@ router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
 )
 async def download_artifact(
-    artifact_id: str, jobs: JobsDep, runtime: RuntimeDep, owner: Owner
+    artifact_id: str,
+    jobs: JobsDep,
+    runtime: RuntimeDep,
+    owner: Owner,
+    expires: Annotated[str | None, Query(max_length=16, description="Signed link")] = None,
+    sig: Annotated[str | None, Query(max_length=128, description="Signed link")] = None,
 ) -> Response:
     artifact = await jobs.artifact(artifact_id, owner=owner)
     store = runtime.store
@@ -29,7 +42,17 @@ async def download_artifact(
         return FileResponse(
             path,
             media_type=artifact.content_type,
-            filename=artifact.filename,
+            filename=safe_filename(artifact.filename),
             content_disposition_type="inline",
         )
     return StreamingResponse(store.read(artifact.storage_key), media_type=artifact.content_type)
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\/;]+')
+
+
+def safe_filename(name: str) -> str:
+    """A Content-Disposition filename: no directories, control characters or quotes."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", name).strip(" .")[:200]
+    return name or "artifact"

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from atelier.api.security import authenticate
+from atelier.auth.caller import Caller
 from atelier.jobs.service import JobsService
 from atelier.runtime import Runtime
 
@@ -24,12 +26,21 @@ def get_base_url(request: Request) -> str:
     return (configured or str(request.base_url)).rstrip("/")
 
 
-def get_owner(request: Request) -> str | None:
-    """The caller's identity; None means "sees everything" (no keys configured)."""
-    return None
+def get_owner(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
+    """Whose things the caller may see: None (everything) for admins and for anonymous
+    callers where the server is open; else the key's owner."""
+    return caller.visible_owner
+
+
+def get_creator(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
+    """The owner of what the caller creates (jobs, webhooks): the key's owner, even for
+    admins; None for anonymous callers of an open server."""
+    return caller.owner
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 JobsDep = Annotated[JobsService, Depends(get_jobs)]
 BaseUrl = Annotated[str, Depends(get_base_url)]
 Owner = Annotated[str | None, Depends(get_owner)]
+Creator = Annotated[str | None, Depends(get_creator)]
+CallerDep = Annotated[Caller, Depends(authenticate)]

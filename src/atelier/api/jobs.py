@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from atelier.api.deps import BaseUrl, JobsDep, Owner, RuntimeDep
+from atelier.api.deps import BaseUrl, Creator, JobsDep, Owner, RuntimeDep
+from atelier.api.idempotency import IdempotencyKey, idempotent
 from atelier.errors import InvalidRequest
 from atelier.jobs.views import JobCreate, JobPage, JobView
 
@@ -28,11 +29,22 @@ async def submit_job(
     jobs: JobsDep,
     runtime: RuntimeDep,
     owner: Owner,
+    creator: Creator,
     base_url: BaseUrl,
     prefer: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobView:
     """Queue a ComfyUI API-format graph. `Prefer: wait=N` waits up to N seconds for the end."""
-    job = await jobs.submit(body, owner=owner, base_url=base_url)
+    job = await idempotent(
+        runtime,
+        creator,
+        idempotency_key,
+        "POST /api/v1/jobs",
+        body,
+        response,
+        create=lambda: jobs.submit(body, owner=creator, base_url=base_url),
+        replay=lambda job_id: jobs.get(job_id, owner=owner, base_url=base_url),
+    )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     wait = _wait_seconds(prefer, runtime.settings.max_wait_seconds)
     if wait:

@@ -35,7 +35,7 @@ def install(app: FastAPI) -> None:
     async def _atelier(request: Request, exc: AtelierError) -> JSONResponse:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.detail)
-        return problem_response(exc)
+        return problem_response(exc, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

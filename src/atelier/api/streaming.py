@@ -24,7 +24,32 @@ TERMINAL = {"completed", "failed", "cancelled"}
 REPLAY_PAGE = 500
 
 
-async def event_stream(runtime: Runtime, job_id: str | None, after: int) -> AsyncIterator[JobEvent]:
+async def event_stream(
+    runtime: Runtime, job_id: str | None, after: int, *, owner: str | None = None
+) -> AsyncIterator[JobEvent]:
+    """Events of one job or all jobs; with ``owner``, only that owner's jobs' events."""
+    async for event in _event_stream(runtime, job_id, after):
+        if owner is None or job_id is not None or await _owner_of(runtime, event) == owner:
+            yield event
+
+
+async def _owner_of(runtime: Runtime, event: JobEvent) -> str | None:
+    owners: dict[str, str | None] = _OWNERS.setdefault(id(runtime), {})
+    if event.job_id not in owners:
+        if len(owners) > 10_000:
+            owners.clear()
+        async with runtime.ledger.unit() as unit:
+            job = await unit.jobs.get(event.job_id)
+        owners[event.job_id] = job.owner if job is not None else None
+    return owners[event.job_id]
+
+
+_OWNERS: dict[int, dict[str, str | None]] = {}  # job id -> owner (owners never change)
+
+
+async def _event_stream(
+    runtime: Runtime, job_id: str | None, after: int
+) -> AsyncIterator[JobEvent]:
     sent: set[int] = set()
     last = after
     async with runtime.bus.subscribe(job_id) as subscription:
@@ -100,19 +125,21 @@ async def job_events(
 @router.get("/api/v1/events", operation_id="all_events")
 async def all_events(
     runtime: RuntimeDep,
+    owner: Owner,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events of every job."""
-    return _sse(event_stream(runtime, None, _after(last_event_id, after)))
+    """Server-Sent Events of every job you may see (every job, for admins)."""
+    return _sse(event_stream(runtime, None, _after(last_event_id, after), owner=owner))
 
 
 @router.websocket("/api/v1/jobs/{job_id}/ws")
-async def job_websocket(websocket: WebSocket, job_id: str, after: int = 0) -> None:
-    """The same events as /events, one JSON text message each; closes after the end."""
+async def job_websocket(websocket: WebSocket, job_id: str, owner: Owner, after: int = 0) -> None:
+    """The same events as /events, one JSON text message each; closes after the end.
+    Browsers, which cannot send headers here, may pass the key as ?access_token=."""
     runtime: Runtime = websocket.app.state.runtime
     async with runtime.ledger.unit() as unit:
-        exists = await unit.jobs.get(job_id) is not None
+        exists = await unit.jobs.get(job_id, owner=owner) is not None
     if not exists:
         await websocket.close(code=4404, reason="job not found")
         return

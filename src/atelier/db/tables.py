@@ -169,3 +169,130 @@ class ArtifactRow(Base):
     text: Mapped[str | None] = mapped_column(Text, default=None)
     storage_key: Mapped[str] = mapped_column(String(255), index=True)
     created_at: Mapped[datetime]
+
+
+# Keys, idempotency, webhooks and the audit log (migration 0002_auth).
+
+
+class ApiKeyRow(Base):
+    """An API key: only its SHA-256 is kept. Its ``name`` is the owner of what it makes."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    rate_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_queued: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_running: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_artifact_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+
+class IdempotencyRow(Base):
+    """An Idempotency-Key of one owner ("" when anonymous) and the job it created."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class WebhookRow(Base):
+    """A standing subscription (job_id null) or the webhook of one job."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str | None] = mapped_column(String(128), default=None)
+    created_at: Mapped[datetime]
+
+
+class WebhookSecretRow(Base):
+    """The per-owner secret that signs per-job webhooks ("" is the anonymous owner)."""
+
+    __tablename__ = "webhook_secrets"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """The delivery ledger, which is also the delivery queue."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(36))
+    owner: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(512), default=None)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+    __table_args__ = (
+        Index("ux_webhook_deliveries_event", "webhook_id", "event_id", unique=True),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+
+class ServiceStateRow(Base):
+    """Small named values a service keeps across restarts (the webhook event cursor)."""
+
+    __tablename__ = "service_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditRow(Base):
+    """Admin actions and key changes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str | None] = mapped_column(String(64), default=None)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255), default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# Workflow templates registered through the API (migration 0002_workflows).
+
+
+class WorkflowVersionRow(Base):
+    """One version of a workflow template; a row with no manifest deletes the name."""
+
+    __tablename__ = "workflow_versions"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    author: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ux_workflow_versions_name_version", "name", "version", unique=True),)

@@ -177,10 +177,12 @@ class JobLedger:
             if job.cancel_requested:
                 await _to(unit, job_id, attempt_id, JobStatus.CANCELLED, {"status": "cancelled"})
                 return JobStatus.CANCELLED.value
-            if job.attempt >= max_attempts:
+            # Retries and moves are not losses: count only the attempts that were lost.
+            lost = sum(a.status == "lost" for a in await unit.jobs.attempts(job_id))
+            if lost >= max_attempts:
                 error = {
                     **error,
-                    "message": f"{reason} (gave up after {job.attempt} attempts)",
+                    "message": f"{reason} (gave up after {lost} lost attempts)",
                     "retryable": False,
                 }
                 await _to(
@@ -211,6 +213,55 @@ class JobLedger:
                 {"status": Q.value, "reason": reason, "attempt": job.attempt},
             )
         return Q.value
+
+    async def execution_started(self, job_id: str, attempt_id: str) -> None:
+        """ComfyUI began executing (the prompt may have waited in its queue, pipelined)."""
+        async with self.unit() as unit:
+            await unit.jobs.transition(job_id, [R], attempt_id=attempt_id, started_at=utcnow())
+
+    async def transfer(self, job_id: str, attempt_id: str, backend: str) -> str | None:
+        """Move a job that was waiting, pipelined, in one backend's queue (and has been
+        deleted there) to another backend, as a new attempt, in one transaction."""
+        new_attempt = str(uuid.uuid4())
+        now = utcnow()
+        async with self.unit() as unit:
+            job = await unit.jobs.get(job_id)
+            if job is None or job.cancel_requested:
+                return None
+            moved = await unit.jobs.transition(
+                job_id,
+                [R],
+                attempt_id=attempt_id,
+                backend=backend,
+                prompt_id=new_attempt,
+                attempt=job.attempt + 1,
+                started_at=now,
+            )
+            if not moved:
+                return None
+            await unit.jobs.finish_attempt(attempt_id, "moved")
+            await unit.jobs.add_attempt(
+                AttemptRow(
+                    id=new_attempt,
+                    job_id=job_id,
+                    number=job.attempt + 1,
+                    backend=backend,
+                    status="running",
+                    started_at=now,
+                )
+            )
+            await unit.emit(
+                job_id,
+                events.RUNNING,
+                {
+                    "status": R.value,
+                    "backend": backend,
+                    "attempt": job.attempt + 1,
+                    "prompt_id": new_attempt,
+                    "moved": True,
+                },
+            )
+        return new_attempt
 
     async def cancel_requested(self, job_id: str) -> bool:
         async with self.unit() as unit:

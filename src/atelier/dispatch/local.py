@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from atelier.db.tables import JobRow, JobStatus, utcnow
-from atelier.dispatch import policy
+from atelier.dispatch import capabilities, policy
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.runner import Attempt, JobRunner
@@ -44,6 +44,8 @@ class LocalDispatcher:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        # Per-owner running-jobs caps (API keys' overrides); kept up to date by the owner.
+        self.owner_caps: dict[str | None, int] = {}
 
     async def start(self) -> None:
         await self.reattach()
@@ -115,6 +117,8 @@ class LocalDispatcher:
                 b.node_classes,
                 checkpoint=b.last_checkpoint,
                 vram_total=b.device.get("vram_total"),
+                models=capabilities.backend_models(b.object_info),
+                idle=not b.running,
             )
             for b in self.pool
             if b.free_slots
@@ -124,6 +128,7 @@ class LocalDispatcher:
         async with self.ledger.unit() as unit:
             jobs = await unit.jobs.dispatchable(per_owner=CLAIM_WINDOW)
         if not jobs:
+            self._move_pipelined_to_idle_backends()
             return 0
         now = utcnow()
         by_id = {job.id: job for job in jobs}
@@ -136,6 +141,7 @@ class LocalDispatcher:
                 checkpoint=job.checkpoint,
                 vram=job.vram_required,
                 waited=(now - job.created_at).total_seconds(),
+                models=capabilities.graph_models(job.graph),
             )
             for job in jobs
         ]
@@ -147,6 +153,7 @@ class LocalDispatcher:
             affinity=self.settings.affinity,
             affinity_max_wait=self.settings.affinity_max_wait,
             owner_cap=self.settings.max_running_per_owner,
+            owner_caps=dict(self.owner_caps),
             in_flight=in_flight,
         )
         started = 0
@@ -161,7 +168,54 @@ class LocalDispatcher:
                 backend.last_checkpoint = job.checkpoint
             self._start_runner(job, attempt_id, job.attempt + 1, reattach=False)
             started += 1
+        if len(jobs) == started:
+            self._move_pipelined_to_idle_backends()
         return started
+
+    def _move_pipelined_to_idle_backends(self) -> None:
+        """The queue is empty but a backend sits idle while another has a job waiting,
+        pipelined, behind its current one: move that job over (the tail of a batch)."""
+        idle = [b for b in self.pool if b.accepts_work and not b.running]
+        if not idle:
+            return
+        waiting = sorted(
+            (
+                r
+                for r in self.runners.values()
+                if not r.started
+                and r.move_target is None
+                and any(o.started for o in self.runners.values() if o.backend is r.backend)
+            ),
+            key=lambda r: r.attempt.number,
+        )
+        for backend in idle:
+            classes = backend.node_classes
+            runner = next(
+                (r for r in waiting if classes is None or _classes(r.attempt.graph) <= classes),
+                None,
+            )
+            if runner is None:
+                continue
+            waiting.remove(runner)
+            backend.running.add(runner.job_id)  # reserve the slot while the move happens
+            runner.move_target = backend.name
+
+    def _moved(self, runner: JobRunner, target: str, new_attempt: str | None) -> None:
+        backend = self.pool.get(target)
+        if backend is None:
+            return
+        if new_attempt is None:
+            backend.running.discard(runner.job_id)
+            self._wake.set()
+            return
+        job = JobRow(
+            id=runner.job_id,
+            graph=runner.attempt.graph,
+            owner=runner.attempt.owner,
+            backend=target,
+            cancel_requested=False,
+        )
+        self._start_runner(job, new_attempt, runner.attempt.number + 1, reattach=False)
 
     def _start_runner(self, job: JobRow, attempt_id: str, number: int, *, reattach: bool) -> None:
         backend = self.pool.get(job.backend)
@@ -175,6 +229,7 @@ class LocalDispatcher:
             settings=self.settings,
         )
         backend.running.add(job.id)
+        runner.on_move = self._moved
         self.runners[job.id] = runner
         if job.cancel_requested:
             runner.cancel.set()

@@ -2,16 +2,17 @@
 
 The order of preference, as the architecture sets it:
 
-1. capability: the backend has every node class the graph uses, and at least the VRAM
-   the job declares;
+1. capability: the backend has every node class and model file the graph uses, and at
+   least the VRAM the job declares;
 2. priority: higher first;
 3. fair share: within a priority, owners take turns, the owner with the fewest jobs in
    flight first (so one owner's thousand jobs do not block another's one); an owner at
    its concurrency cap waits;
-4. model affinity: a job prefers a backend whose last job used the same checkpoint
-   (ComfyUI keeps it loaded), and a slot whose checkpoint another queued job wants is
-   left for that job; a job that has waited ``affinity_max_wait`` takes any slot, so
-   affinity never starves anyone;
+4. placement: an idle backend before a busy one (a job waiting, pipelined, behind
+   another cannot start before it ends); then model affinity: a backend whose last job
+   used the same checkpoint (ComfyUI keeps it loaded); a slot whose checkpoint another
+   queued job wants is left for that job, but a job that has waited
+   ``affinity_max_wait`` takes any slot, so affinity never starves anyone;
 5. age: older first.
 """
 
@@ -31,6 +32,7 @@ class Candidate:
     checkpoint: str | None = None
     vram: int | None = None  # bytes the job says it needs
     waited: float = 0.0  # seconds in the queue
+    models: frozenset[str] = frozenset()  # model files the graph names, "folder/file"
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,13 @@ class Slot:
     node_classes: frozenset[str] | None  # None: not known yet, assume it can run anything
     checkpoint: str | None = None  # the checkpoint of the last job sent there
     vram_total: int | None = None
+    idle: bool = True  # nothing running or waiting there
+    models: frozenset[str] | None = None  # model files it has; None: not known yet
 
     def can_run(self, candidate: Candidate) -> bool:
         if self.node_classes is not None and not candidate.node_classes <= self.node_classes:
+            return False
+        if self.models is not None and not candidate.models <= self.models:
             return False
         if candidate.vram is not None:
             return self.vram_total is not None and self.vram_total >= candidate.vram
@@ -55,6 +61,7 @@ class Policy:
     affinity: bool = True
     affinity_max_wait: float = 30.0
     owner_cap: int = 0  # jobs in flight per owner; 0 = no cap
+    owner_caps: dict[str | None, int] = field(default_factory=dict)  # per-owner overrides
     in_flight: dict[str | None, int] = field(default_factory=dict)  # per owner, now
 
 
@@ -96,7 +103,8 @@ def assign(
     for candidate in pending:
         if not any(free.values()):
             break
-        if policy.owner_cap and in_flight.get(candidate.owner, 0) >= policy.owner_cap:
+        cap = policy.owner_caps.get(candidate.owner, policy.owner_cap)
+        if cap and in_flight.get(candidate.owner, 0) >= cap:
             continue
         able = [s for s in slots if free[s.backend] > 0 and s.can_run(candidate)]
         if not able:
@@ -121,15 +129,18 @@ def _choose(
     loaded: dict[str, str | None],
     policy: Policy,
 ) -> Slot | None:
-    def roomiest(options: list[Slot]) -> Slot:
-        return max(options, key=lambda s: (free[s.backend], -able.index(s)))
+    assigned = {job_id for job_id, _ in pairs}
+    busy = {backend for _, backend in pairs}
+
+    def idle(slot: Slot) -> bool:
+        return slot.idle and slot.backend not in busy
+
+    def rank(slot: Slot) -> tuple[bool, bool, int, int]:
+        warm = policy.affinity and loaded[slot.backend] == candidate.checkpoint
+        return (idle(slot), warm, free[slot.backend], -able.index(slot))
 
     if not policy.affinity or candidate.checkpoint is None:
-        return roomiest(able)
-    warm = [s for s in able if loaded[s.backend] == candidate.checkpoint]
-    if warm:
-        return roomiest(warm)
-    assigned = {job_id for job_id, _ in pairs}
+        return max(able, key=rank)
     wanted = {
         other.checkpoint
         for other in pending
@@ -137,10 +148,11 @@ def _choose(
         and other.job_id not in assigned
         and other.priority == candidate.priority
         and other.checkpoint is not None
+        and other.checkpoint != candidate.checkpoint
     }
-    unclaimed = [s for s in able if loaded[s.backend] is None or loaded[s.backend] not in wanted]
-    if unclaimed:
-        return roomiest(unclaimed)
+    open_slots = [s for s in able if loaded[s.backend] not in wanted or loaded[s.backend] is None]
+    if open_slots:
+        return max(open_slots, key=rank)
     if candidate.waited >= policy.affinity_max_wait:
-        return roomiest(able)
+        return max(able, key=rank)
     return None  # every free slot is warm for another queued job; wait for a better one

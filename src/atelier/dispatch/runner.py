@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from atelier.comfyui import messages as m
 from atelier.comfyui.client import ComfySocket
 from atelier.comfyui.messages import HistoryEntry
 from atelier.dispatch.backends import Backend, BackendPool
+from atelier.dispatch.inputs import prepare_inputs
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.outputs import collect_outputs
 from atelier.dispatch.progress import ProgressTracker
@@ -75,6 +77,11 @@ class JobRunner:
         self._last_progress_at = 0.0
         self._last_node: str | None = None
         self._contact = time.monotonic()
+        # Pipelined prompts wait in ComfyUI's queue; until ComfyUI starts one, it can
+        # still be moved to a backend that fell idle. After a re-attach, assume started.
+        self.started = attempt.reattach
+        self.move_target: str | None = None
+        self.on_move: Callable[[JobRunner, str, str | None], None] = lambda *_: None
 
     @property
     def job_id(self) -> str:
@@ -139,8 +146,10 @@ class JobRunner:
 
     async def _submit(self) -> bool:
         try:
+            # Input files (uploads, URLs, earlier outputs) go to this backend first.
+            graph = await prepare_inputs(self.attempt.graph, self.backend, self.ledger, self.store)
             await self.client.submit(
-                self.attempt.graph,
+                graph,
                 prompt_id=self.attempt.attempt_id,
                 client_id=self.attempt.attempt_id,
             )
@@ -156,6 +165,8 @@ class JobRunner:
         while True:
             if self.cancel.is_set() and not self._cancel_sent:
                 await self._send_cancel()
+            if self.move_target is not None and await self._try_move():
+                return None
             message = await socket.receive(timeout=RECEIVE_SLICE)
             if message is None:
                 if time.monotonic() - silent_since < self.settings.check_interval:
@@ -174,6 +185,9 @@ class JobRunner:
             self._touch()
             if not _is_ours(message, self.attempt.attempt_id):
                 continue
+            if not self.started:
+                self.started = True
+                await self.ledger.execution_started(self.job_id, self.attempt.attempt_id)
             if isinstance(message, m.Executing) and message.data.node is None:
                 entry = await self._confirm()
                 if entry is not None:
@@ -181,6 +195,27 @@ class JobRunner:
                 continue
             if self._tracker.feed(message):
                 await self._report_progress()
+
+    async def _try_move(self) -> bool:
+        """Take the prompt out of this backend's queue and hand the job to the target,
+        unless ComfyUI started it meanwhile. True if the job moved (this runner is done).
+        """
+        target, self.move_target = self.move_target, None
+        assert target is not None
+        moved: str | None = None
+        try:
+            if not self.started:
+                await self.client.delete_pending([self.attempt.attempt_id])
+                entry, alive = await self._probe()
+                if entry is None and not alive:
+                    # Gone from the queue and never run: it can run elsewhere, once.
+                    moved = await self.ledger.transfer(self.job_id, self.attempt.attempt_id, target)
+                    if moved is None:
+                        await self.ledger.cancelled(self.job_id, self.attempt.attempt_id)
+                        return True
+        finally:
+            self.on_move(self, target, moved)
+        return moved is not None
 
     async def _probe(self) -> tuple[HistoryEntry | None, bool]:
         """(history entry, still queued or running). Queue first: ComfyUI writes history

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -19,9 +20,17 @@ from atelier.errors import ArtifactNotFound, InvalidRequest, JobNotFound, JobSta
 from atelier.jobs.views import ArtifactView, AttemptView, JobCreate, JobError, JobPage, JobView
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
-from atelier.workflows import validation
+from atelier.workflows.jobs import WorkflowJobs
 
 TERMINAL = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
+
+
+class SubmitExtension(Protocol):
+    """Runs with every submit: ``check`` before the transaction, ``store`` inside it."""
+
+    async def check(self, request: JobCreate, owner: str | None) -> None: ...
+
+    async def store(self, unit: UnitOfWork, job: JobRow, request: JobCreate) -> None: ...
 
 
 class Dispatcher(Protocol):
@@ -45,13 +54,29 @@ class JobsService:
         self.dispatcher = dispatcher
         self.pool = pool
         self.store = store
+        # Set by the runtime: signs artifact links (base_url, artifact_id) -> URL, and
+        # extensions such as per-job webhooks.
+        self.sign_url: Callable[[str, str], str] | None = None
+        self.submit_extensions: list[SubmitExtension] = []
+        # Workflow templates, media inputs and capability checks (workflows/jobs.py).
+        self.workflows = WorkflowJobs(settings, ledger=ledger, pool=pool, store=store)
 
     async def submit(self, request: JobCreate, *, owner: str | None, base_url: str) -> JobView:
-        graph = validation.check_structure(request.graph, max_nodes=self.settings.max_graph_nodes)
-        validation.check_against_schemas(graph, self.pool.known_object_infos())
+        job_id = str(uuid.uuid4())
+        prepared = await self.workflows.prepare(
+            graph=request.graph,
+            workflow=request.workflow,
+            params=request.params,
+            preset=request.preset,
+            owner=owner,
+            job_id=job_id,
+        )
+        graph = prepared.graph
+        for extension in self.submit_extensions:
+            await extension.check(request, owner)
         now = utcnow()
         job = JobRow(
-            id=str(uuid.uuid4()),
+            id=job_id,
             status=JobStatus.QUEUED.value,
             priority=request.priority,
             graph=graph,
@@ -66,10 +91,17 @@ class JobsService:
             created_at=now,
             queued_at=now,
             updated_at=now,
+            workflow=prepared.workflow,
+            workflow_version=prepared.version,
+            params=prepared.params,
         )
         async with self.ledger.unit() as unit:
             await unit.jobs.add(job)
+            for artifact in prepared.inputs:
+                await unit.artifacts.add(artifact)
             await unit.emit(job.id, events.QUEUED, {"status": "queued", "priority": job.priority})
+            for extension in self.submit_extensions:
+                await extension.store(unit, job, request)
             view = await self._view(unit, job, base_url)
         self.dispatcher.wake()
         return view
@@ -203,7 +235,7 @@ class JobsService:
         if outputs is None:
             outputs = (await unit.artifacts.for_jobs([job.id]))[job.id]
         position = await unit.jobs.queue_position(job) if job.status == "queued" else None
-        return job_view(job, attempts, outputs, position, base_url)
+        return job_view(job, attempts, outputs, position, base_url, self.sign_url)
 
 
 def job_view(
@@ -212,6 +244,7 @@ def job_view(
     outputs: list[ArtifactRow],
     queue_position: int | None,
     base_url: str,
+    sign_url: Callable[[str, str], str] | None = None,
 ) -> JobView:
     return JobView(
         id=job.id,
@@ -244,13 +277,18 @@ def job_view(
         queue_seconds=_seconds(job.created_at, job.started_at),
         execution_seconds=_seconds(job.started_at, job.finished_at),
         error=JobError.model_validate(job.error) if job.error else None,
-        outputs=[artifact_view(a, base_url) for a in outputs],
+        outputs=[artifact_view(a, base_url, sign_url) for a in outputs],
         metadata=job.user_metadata or {},
         labels={k: str(v) for k, v in (job.labels or {}).items()},
+        workflow=job.workflow,
+        workflow_version=job.workflow_version,
+        params=job.params,
     )
 
 
-def artifact_view(artifact: ArtifactRow, base_url: str) -> ArtifactView:
+def artifact_view(
+    artifact: ArtifactRow, base_url: str, sign_url: Callable[[str, str], str] | None = None
+) -> ArtifactView:
     return ArtifactView(
         id=artifact.id,
         job_id=artifact.job_id,
@@ -264,7 +302,9 @@ def artifact_view(artifact: ArtifactRow, base_url: str) -> ArtifactView:
         height=artifact.height,
         animated=artifact.animated,
         text=artifact.text,
-        url=f"{base_url.rstrip('/')}/api/v1/artifacts/{artifact.id}",
+        url=sign_url(base_url, artifact.id)
+        if sign_url
+        else f"{base_url.rstrip('/')}/api/v1/artifacts/{artifact.id}",
         created_at=artifact.created_at,
     )
 

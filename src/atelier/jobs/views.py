@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_LABELS = 32
+
+WebhookEvent = Literal["queued", "running", "progress", "completed", "failed", "cancelled"]
+
+
+class JobWebhook(BaseModel):
+    """Where to POST this job's events (signed per Standard Webhooks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="http(s) URL of the receiver; private addresses are refused.",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=list, max_length=6, description="Only these events; empty means all."
+    )
 
 
 class Requirements(BaseModel):
@@ -23,8 +40,19 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    graph: dict[str, Any] = Field(
-        description="A ComfyUI API-format graph: {node_id: {class_type, inputs}}."
+    graph: dict[str, Any] | None = Field(
+        None,
+        description="A ComfyUI API-format graph: {node_id: {class_type, inputs}} (a UI-format "
+        "workflow is converted). Give either graph or workflow.",
+    )
+    workflow: str | None = Field(
+        None, max_length=128, description="Run a workflow template by name (GET /api/v1/workflows)."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The workflow's parameters (its JSON Schema)."
+    )
+    preset: str | None = Field(
+        None, max_length=128, description="A named parameter set of the workflow; params win."
     )
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
     metadata: dict[str, Any] = Field(
@@ -32,6 +60,9 @@ class JobCreate(BaseModel):
     )
     labels: dict[str, str] = Field(default_factory=dict, description="String labels to filter on.")
     requirements: Requirements = Field(default_factory=Requirements)
+    webhook: JobWebhook | None = Field(
+        None, description="POST this job's events here (see /api/v1/webhooks/secret)."
+    )
 
     @field_validator("labels")
     @classmethod
@@ -110,6 +141,11 @@ class JobView(BaseModel):
     outputs: list[ArtifactView]
     metadata: dict[str, Any]
     labels: dict[str, str]
+    workflow: str | None = Field(None, description="The workflow template it ran, if any")
+    workflow_version: int | None = Field(None, description="That template's version")
+    params: dict[str, Any] | None = Field(
+        None, description="Every parameter as resolved (the seed drawn, input artifact ids)"
+    )
 
 
 class JobPage(BaseModel):

@@ -157,7 +157,7 @@ class _NodeRun:
         if host.interrupt_requested():
             raise Interrupted("Processing interrupted")
         value = min(value, total)
-        self._run.progress.update(self.node_id, float(value), float(total))
+        self._run.progress.update(self.node_id, value, total)
         sid = host.client_id
         png = await self.cpu(encode_png, preview, None, 1) if preview is not None else None
         with_metadata = host.supports_preview_metadata(sid)
@@ -234,7 +234,7 @@ class PromptExecutor:
         for node_id, node in prompt.items():
             class_type = node["class_type"]
             if class_type in ("LoadImage", "LoadImageMask"):
-                image = node["inputs"].get("image")
+                image = node.get("inputs", {}).get("image")
                 try:
                     path = self._host.dirs.annotated_path(image)
                     values[node_id] = await self._host.cpu(_file_sha256, path)

@@ -64,7 +64,8 @@ class Signatures:
         node = self._prompt.get(node_id)
         if node is None:
             return
-        inputs = node["inputs"]
+        # Nodes no output needs were never validated; tolerate them being malformed.
+        inputs = node.get("inputs", {})
         for key in sorted(inputs):
             value = inputs[key]
             if is_link(value) and value[0] not in order:
@@ -80,7 +81,7 @@ class Signatures:
         parts: list[Hashable] = [class_type, self._is_changed.get(node_id, False)]
         if self._includes_node_id(class_type):
             parts.append(node_id)
-        inputs = node["inputs"]
+        inputs = node.get("inputs", {})
         for key in sorted(inputs):
             value = inputs[key]
             if is_link(value):

@@ -24,8 +24,8 @@ class ThreadedFakeComfyUI:
     caller talks to it only over the network (plus these synchronous controls).
     """
 
-    def __init__(self, call_timeout: float = 30.0, **kwargs: Any) -> None:
-        self._fake = FakeComfyUI(**kwargs)
+    def __init__(self, *args: Any, call_timeout: float = 30.0, **kwargs: Any) -> None:
+        self._fake = FakeComfyUI(*args, **kwargs)
         self._call_timeout = call_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

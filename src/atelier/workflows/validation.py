@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from atelier.dispatch.capabilities import model_folder
 from atelier.errors import GraphInvalid
 
 Problem = dict[str, Any]
@@ -68,8 +69,16 @@ def check_structure(graph: Any, *, max_nodes: int) -> dict[str, dict[str, Any]]:
     return normalized
 
 
-def check_against_schemas(graph: dict[str, Any], schemas: Sequence[dict[str, Any]]) -> None:
-    """Check classes, required inputs, types, ranges, combos and link types."""
+def check_against_schemas(
+    graph: dict[str, Any], schemas: Sequence[dict[str, Any]], *, models_known: bool = True
+) -> None:
+    """Check classes, required inputs, types, ranges, combos and link types.
+
+    A combo value is accepted if any backend that has the class offers it (each backend
+    lists its own model files; the scheduler then picks one that has them). With
+    ``models_known=False`` (schemas that say nothing about real model folders, such as
+    the bundled snapshot) model file names are not checked at all.
+    """
     if not schemas:
         return  # no backend has answered yet: ComfyUI will judge, the job reports it
     problems: list[Problem] = []
@@ -88,7 +97,7 @@ def check_against_schemas(graph: dict[str, Any], schemas: Sequence[dict[str, Any
             )
             continue
         has_output = has_output or bool(info.get("output_node"))
-        problems.extend(_check_inputs(graph, node_id, node, info, schemas))
+        problems.extend(_check_inputs(graph, node_id, node, info, schemas, models_known))
     if not problems and not has_output:
         problems.append(
             _problem(None, None, "the graph has no output node (SaveImage, PreviewImage, ...)")
@@ -103,6 +112,7 @@ def _check_inputs(
     node: dict[str, Any],
     info: dict[str, Any],
     schemas: Sequence[dict[str, Any]],
+    models_known: bool = True,
 ) -> list[Problem]:
     problems: list[Problem] = []
     declared = info.get("input") or {}
@@ -120,11 +130,33 @@ def _check_inputs(
             kind, options = _spec(spec)
             if _is_link(value):
                 reason = _check_link(graph, value, kind, schemas)
+            elif isinstance(kind, list) and model_folder(class_type, name, value) is not None:
+                reason = (
+                    None if not models_known else _check_model(value, class_type, name, schemas)
+                )
             else:
                 reason = _check_value(value, kind, options)
             if reason:
                 problems.append(_problem(node_id, name, reason, class_type))
     return problems
+
+
+def _check_model(
+    value: Any, class_type: str, name: str, schemas: Sequence[dict[str, Any]]
+) -> str | None:
+    """A model file is fine if any backend that has the class lists it."""
+    offered: list[Any] = []
+    for schema in schemas:
+        declared = (schema.get(class_type) or {}).get("input") or {}
+        for section in ("required", "optional"):
+            raw = (declared.get(section) or {}).get(name)
+            kind = _spec(raw)[0] if raw is not None else None
+            if isinstance(kind, list):
+                offered.extend(k for k in kind if k not in offered)
+    if value in offered:
+        return None
+    shown = ", ".join(map(str, offered[:10])) + (" ..." if len(offered) > 10 else "")
+    return f"{value!r} is not one of the allowed values ({shown}) on any backend"
 
 
 def _spec(spec: Any) -> tuple[Any, dict[str, Any]]:

@@ -1,0 +1,119 @@
+"""/api/v1/admin: API keys, house statistics and the audit log (admin scope only)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from atelier.api.deps import Creator, RuntimeDep
+from atelier.auth.caller import OWNER_NAME, Limits
+from atelier.auth.keys import describe
+from atelier.jobs.stats import house_stats
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+Scope = Literal["admin", "submit", "read"]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=OWNER_NAME.pattern, description="The owner: keys with one name share jobs."
+    )
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    rate_limit: int | None = Field(None, ge=0, le=1_000_000, description="Requests/minute")
+    max_queued: int | None = Field(None, ge=0, le=1_000_000_000)
+    max_running: int | None = Field(None, ge=0, le=1_000_000)
+    max_artifact_bytes: int | None = Field(None, ge=0, le=2**62)
+
+
+class KeyView(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it")
+    scopes: list[str]
+    rate_limit: int | None
+    max_queued: int | None
+    max_running: int | None
+    max_artifact_bytes: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyView):
+    key: str = Field(description="The key itself: shown only now, store it safely")
+
+
+class KeyList(BaseModel):
+    items: list[KeyView]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    target: str | None
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_before: int | None = Field(description="Pass as before= for older entries")
+
+
+@router.post("/keys", operation_id="create_key", status_code=status.HTTP_201_CREATED, tags=["keys"])
+async def create_key(body: KeyCreate, runtime: RuntimeDep, creator: Creator) -> KeyCreated:
+    """Make an API key; the key is in the answer and nowhere else, ever."""
+    limits = Limits(body.rate_limit, body.max_queued, body.max_running, body.max_artifact_bytes)
+    row, key = await runtime.security.keys.create(body.name, body.scopes, limits, actor=creator)
+    return KeyCreated.model_validate({**describe(row), "key": key})
+
+
+@router.get("/keys", operation_id="list_keys", tags=["keys"])
+async def list_keys(
+    runtime: RuntimeDep, include_revoked: Annotated[bool, Query()] = False
+) -> KeyList:
+    rows = await runtime.security.keys.find(include_revoked=include_revoked)
+    return KeyList(items=[KeyView.model_validate(describe(r)) for r in rows])
+
+
+@router.delete(
+    "/keys/{key_id}",
+    operation_id="revoke_key",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["keys"],
+)
+async def revoke_key(key_id: str, runtime: RuntimeDep, creator: Creator) -> Response:
+    """Revoke a key: it fails from the next request on."""
+    await runtime.security.keys.revoke(key_id, actor=creator)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/stats", operation_id="admin_stats")
+async def admin_stats(
+    runtime: RuntimeDep,
+    window_hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24,
+) -> dict[str, Any]:
+    """Jobs by status; per workflow p50/p95 queue and execution seconds; per backend
+    utilization (busy fraction over the last hour), failures and last error; per owner
+    job counts."""
+    names = [backend.name for backend in runtime.pool]
+    return await house_stats(runtime.database, names, window=timedelta(hours=window_hours))
+
+
+@router.get("/audit", operation_id="admin_audit")
+async def admin_audit(
+    runtime: RuntimeDep,
+    before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AuditPage:
+    """Admin actions and key changes, newest first."""
+    rows = await runtime.security.audit.page(before=before, limit=limit)
+    items = [AuditEntry.model_validate(r, from_attributes=True) for r in rows]
+    return AuditPage(items=items, next_before=items[-1].id if len(items) == limit else None)

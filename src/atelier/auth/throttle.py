@@ -1,0 +1,88 @@
+"""Per-key rate limits (counted by ``limits``) and per-owner quotas (counted in the database).
+
+Rate: requests per minute per key, a moving window in process memory (the single-node
+shape). Quotas, checked when a request would put a job in the queue: queued jobs, and
+stored output bytes. The running-jobs quota is held by the scheduler instead (an owner
+at its cap waits in the queue): see ``KeyService.running_caps``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from atelier.auth.caller import Caller
+from atelier.db.database import Database
+from atelier.db.security import UsageRepository
+from atelier.db.tables import JobStatus
+from atelier.errors import QuotaExceeded, RateLimited
+from atelier.settings import Settings
+
+QUOTA_RETRY_AFTER = 30  # seconds: a hint; queues drain at the speed of the GPUs
+
+
+class Throttle:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def hit(self, caller: Caller) -> None:
+        """Count one request of a keyed caller; RateLimited past its per-minute rate."""
+        if caller.key_id is None:
+            return
+        rate = _pick(caller.limits.rate_limit, self.settings.rate_limit_per_minute)
+        if not rate:
+            return
+        item = RateLimitItemPerMinute(rate)
+        if await self._limiter.hit(item, "key", caller.key_id):
+            return
+        stats = await self._limiter.get_window_stats(item, "key", caller.key_id)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(
+            f"more than {rate} requests per minute with this key; retry in {retry_after} s",
+            limit="requests_per_minute",
+            retry_after=retry_after,
+            allowed=rate,
+        )
+
+    async def check_enqueue(self, caller: Caller) -> None:
+        """Before a job is queued: the owner's queued-jobs and artifact-bytes quotas."""
+        owner = caller.owner
+        if owner is None or caller.key_id is None:
+            return
+        max_queued = _pick(caller.limits.max_queued, self.settings.max_queued_per_owner)
+        max_bytes = _pick(
+            caller.limits.max_artifact_bytes, self.settings.max_artifact_bytes_per_owner
+        )
+        if not max_queued and not max_bytes:
+            return
+        async with self.database.transaction() as session:
+            usage = UsageRepository(session)
+            queued = await usage.jobs_with_status(owner, JobStatus.QUEUED) if max_queued else 0
+            stored = await usage.artifact_bytes(owner) if max_bytes else 0
+        if max_queued and queued >= max_queued:
+            raise QuotaExceeded(
+                f"{owner!r} has {queued} queued jobs; the quota is {max_queued}",
+                limit="queued_jobs",
+                retry_after=QUOTA_RETRY_AFTER,
+                allowed=max_queued,
+                current=queued,
+            )
+        if max_bytes and stored >= max_bytes:
+            raise QuotaExceeded(
+                f"{owner!r} stores {stored} bytes of outputs; the quota is {max_bytes} "
+                "(delete finished jobs to free space)",
+                limit="artifact_bytes",
+                retry_after=3600,
+                allowed=max_bytes,
+                current=stored,
+            )
+
+
+def _pick(override: int | None, default: int) -> int:
+    return default if override is None else override

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, the delivery ledger (also the queue), and signed delivery."""
