@@ -9,6 +9,8 @@ from fastapi import Depends, FastAPI
 
 from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
+from atelier.api import uploads as uploads_api
+from atelier.api import workflows as workflows_api
 from atelier.api.limits import BodySizeLimit
 from atelier.api.security import AuditTrail, authenticate
 from atelier.runtime import start_runtime, stop_runtime
@@ -39,7 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (admin, webhooks):
         app.include_router(module.router)
-    openapi.install(app)
+    for module in (workflows_api, uploads_api):  # workflow templates and media inputs
+        app.include_router(module.router)
+    workflows_api.install(app)  # one documented route per workflow, kept current
+    openapi.install(app)  # problem+json answers in the document: wraps the above, so last
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

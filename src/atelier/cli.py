@@ -20,8 +20,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from atelier import __version__
+from atelier.auth.cli import keys_app
 
 app = typer.Typer(help="Atelier: a production job API for ComfyUI.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")  # atelier keys create | list | revoke
 console = Console()
 err = Console(stderr=True)
 
@@ -93,6 +95,11 @@ def fake_comfyui(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8188,
     step_time: Annotated[float, typer.Option(help="Seconds per simulated sampler step.")] = 0.05,
+    node_time: Annotated[float, typer.Option(help="Extra seconds for every executed node.")] = 0.0,
+    model_load_time: Annotated[
+        float, typer.Option(help="Seconds charged when the checkpoint changes.")
+    ] = 0.0,
+    vram_gb: Annotated[float, typer.Option(help="VRAM reported by /system_stats.")] = 24.0,
     root_dir: Annotated[Path | None, typer.Option(help="Holds input/ output/ temp/.")] = None,
 ) -> None:
     """Run the protocol-faithful fake ComfyUI (no GPU, no models) for tests and demos."""
@@ -100,7 +107,17 @@ def fake_comfyui(
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_fake_comfyui(host=host, port=port, step_time=step_time, root_dir=root_dir))
+        asyncio.run(
+            run_fake_comfyui(
+                host=host,
+                port=port,
+                step_time=step_time,
+                node_time=node_time,
+                model_load_time=model_load_time,
+                root_dir=root_dir,
+                vram_total=int(vram_gb * 1024**3),
+            )
+        )
 
 
 def _client(url: str):  # type: ignore[no-untyped-def]

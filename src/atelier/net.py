@@ -69,7 +69,10 @@ async def check_url(
     Returns the resolved addresses so that the caller can connect to exactly those (a
     second resolution could answer differently: DNS rebinding).
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # for example "Invalid IPv6 URL"
+        raise UrlNotAllowed("the URL is not valid", field=field) from exc
     if parts.scheme not in schemes:
         raise UrlNotAllowed(f"URL scheme must be one of {', '.join(schemes)}", field=field)
     if not parts.hostname:
@@ -83,7 +86,7 @@ async def check_url(
         raise UrlNotAllowed("URL has an invalid port", field=field) from exc
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid IDNA host name
         raise UrlNotAllowed(f"cannot resolve host {host!r}", field=field) from exc
     addresses: list[Address] = []
     for info in infos:

@@ -93,6 +93,7 @@ async def stop_runtime(runtime: Runtime) -> None:
     # 2. stop health checks and close backend connections, 3. close the database,
     # 4. stop anything started for --demo.
     await runtime.dispatcher.stop()
+    await runtime.ledger.close()
     await runtime.pool.close()
     await runtime.jobs.workflows.close()
     await stop_team(runtime)

@@ -8,7 +8,7 @@ reads the environment at import time: ``Settings()`` is built by the caller.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Backend losses before a job fails.")
     fair_share: bool = Field(
         default=True, description="Within a priority, owners take turns (else: oldest first)."
+    )
+    scheduler: Literal["smart", "round_robin"] = Field(
+        default="smart",
+        description="smart: the policy in docs/SCHEDULING.md; round_robin: plain "
+        "rotation over backends (for comparison).",
     )
     affinity: bool = Field(
         default=True, description="Prefer the backend that has the job's checkpoint loaded."

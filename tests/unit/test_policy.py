@@ -117,3 +117,10 @@ def test_two_jobs_in_one_round_use_both_idle_backends() -> None:
     slots = [Slot("one", 2, None), Slot("two", 2, None)]
     jobs = [Candidate("a1", SD, checkpoint="A"), Candidate("a2", SD, checkpoint="A")]
     assert sorted(b for _, b in assign(jobs, slots)) == ["one", "two"]
+
+
+def test_round_robin_rotates_regardless_of_affinity() -> None:
+    slots = [Slot("a", 2, None, checkpoint="A"), Slot("b", 2, None, checkpoint="B")]
+    jobs = [Candidate(str(i), SD, checkpoint="A") for i in range(3)]
+    pairs = assign(jobs, slots, Policy(round_robin=True, last_backend="a"))
+    assert [b for _, b in pairs] == ["b", "a", "b"]

@@ -32,6 +32,14 @@ def get_owner(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
     return caller.visible_owner
 
 
+def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+    """The hook every admin-only route depends on (workflow registration, ...). Today
+    the admin scope of those routes is enforced by ``authenticate``'s route rules
+    (auth/caller.py: writes under /api/v1/workflows need ``admin``), so this allows
+    whatever ``authenticate`` allowed; a route-level check belongs here."""
+    return caller
+
+
 def get_creator(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
     """The owner of what the caller creates (jobs, webhooks): the key's owner, even for
     admins; None for anonymous callers of an open server."""
@@ -44,3 +52,4 @@ BaseUrl = Annotated[str, Depends(get_base_url)]
 Owner = Annotated[str | None, Depends(get_owner)]
 Creator = Annotated[str | None, Depends(get_creator)]
 CallerDep = Annotated[Caller, Depends(authenticate)]
+AdminDep = Annotated[Caller, Depends(require_admin)]

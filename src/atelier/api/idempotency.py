@@ -25,6 +25,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         max_length=255,
+        pattern=r"^[!-~]([ -~]*[!-~])?$",
         description="Retry-safe submits: the same key and body within 24 hours return the "
         "original job; another body with the same key is 409.",
     ),

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -31,38 +30,35 @@ PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components
 
 
 def install(app: FastAPI) -> None:
+    """Wrap ``app.openapi`` (whatever it is by now, so install this last)."""
+    previous = app.openapi
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        components = schema.setdefault("components", {})
-        schemas = components.setdefault("schemas", {})
-        schemas.pop("HTTPValidationError", None)
-        schemas.pop("ValidationError", None)
-        schemas["Problem"] = PROBLEM_SCHEMA
-        components["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "An API key"}
-        }
-        for path, item in schema.get("paths", {}).items():
-            for operation in item.values():
-                if not isinstance(operation, dict) or "responses" not in operation:
-                    continue
-                responses = operation["responses"]
-                if "422" in responses:
-                    responses["422"] = {
-                        "description": "Validation failed",
-                        "content": PROBLEM_CONTENT,
-                    }
-                responses.setdefault("4XX", {"description": "Problem", "content": PROBLEM_CONTENT})
-                responses.setdefault("5XX", {"description": "Problem", "content": PROBLEM_CONTENT})
-                if path.startswith("/api/v1/"):
-                    operation["security"] = [{"bearer": []}, {}]
-        app.openapi_schema = schema
+        schema = previous()
+        add_problems(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def add_problems(schema: dict[str, Any]) -> None:
+    """Idempotent: safe on a document that was already rewritten."""
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "An API key"}
+    }
+    for path, item in schema.get("paths", {}).items():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "422" in responses:
+                responses["422"] = {"description": "Validation failed", "content": PROBLEM_CONTENT}
+            responses.setdefault("4XX", {"description": "Problem", "content": PROBLEM_CONTENT})
+            responses.setdefault("5XX", {"description": "Problem", "content": PROBLEM_CONTENT})
+            if path.startswith("/api/v1/"):
+                operation["security"] = [{"bearer": []}, {}]

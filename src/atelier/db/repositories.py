@@ -6,7 +6,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atelier.db.tables import (
@@ -18,6 +27,9 @@ from atelier.db.tables import (
     JobStatus,
     utcnow,
 )
+
+JOBS: Table = JobRow.__table__  # type: ignore[assignment]
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 
 
 class JobRepository:
@@ -109,14 +121,15 @@ class JobRepository:
         the job's current attempt can change it: a stale runner of a requeued job cannot.
         """
         values.setdefault("updated_at", utcnow())
-        query = update(JobRow).where(
-            JobRow.id == job_id, JobRow.status.in_([s.value for s in allowed])
+        # A Core UPDATE on the table: this runs for every progress tick, and the ORM's
+        # bookkeeping for a bulk update costs more than the statement itself.
+        table = JOBS
+        query = update(table).where(
+            table.c.id == job_id, table.c.status.in_([s.value for s in allowed])
         )
         if attempt_id is not None:
-            query = query.where(JobRow.prompt_id == attempt_id)
-        result = await self.session.execute(
-            query.values(**values).execution_options(synchronize_session=False)
-        )
+            query = query.where(table.c.prompt_id == attempt_id)
+        result = await self.session.execute(query.values(**values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def dispatchable(self, per_owner: int) -> list[JobRow]:
@@ -191,10 +204,17 @@ class EventRepository:
         self.session = session
 
     async def add(self, job_id: str, type: str, data: dict[str, Any]) -> EventRow:
-        row = EventRow(job_id=job_id, type=type, data=data, created_at=utcnow())
-        self.session.add(row)
-        await self.session.flush()
-        return row
+        # Core INSERT ... RETURNING: events are the most frequent write of all.
+        table = EVENTS
+        created = utcnow()
+        result = await self.session.execute(
+            insert(table)
+            .values(job_id=job_id, type=type, data=data, created_at=created)
+            .returning(table.c.id)
+        )
+        return EventRow(
+            id=result.scalar_one(), job_id=job_id, type=type, data=data, created_at=created
+        )
 
     async def after(
         self, after_id: int, *, job_id: str | None = None, limit: int = 1000

@@ -97,7 +97,7 @@ class DeliveryRepository:
                 WebhookDeliveryRow.status == "pending",
                 WebhookDeliveryRow.next_attempt_at <= now,
             )
-            .order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.id)
+            .order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.event_id)
             .limit(limit + len(skip))
         )
         rows = [r for r in (await self.session.execute(query)).scalars() if r.id not in skip]

@@ -11,6 +11,8 @@ rules of the state machine live in one place:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -23,12 +25,24 @@ from atelier.dispatch.outputs import CollectedOutput
 from atelier.events import EventBus
 
 Q, R = JobStatus.QUEUED, JobStatus.RUNNING
+log = logging.getLogger("atelier.ledger")
 
 
 class JobLedger:
-    def __init__(self, database: Database, bus: EventBus) -> None:
+    def __init__(self, database: Database, bus: EventBus, *, progress_window: float = 0.05) -> None:
         self.database = database
         self.bus = bus
+        # Progress from every running job is written in one transaction per window:
+        # a sampler reports many steps a second, on many backends at once.
+        self._progress_window = progress_window
+        self._progress: list[tuple[str, str, dict[str, Any]]] = []
+        self._progress_flusher: asyncio.Task[None] | None = None
+        self._last_progress_flush = 0.0
+
+    async def close(self) -> None:
+        """Write the progress still waiting for its window."""
+        if self._progress_flusher is not None:
+            await asyncio.gather(self._progress_flusher, return_exceptions=True)
 
     def unit(self) -> AbstractAsyncContextManager[UnitOfWork]:
         return unit_of_work(self.database, self.bus)
@@ -77,23 +91,55 @@ class JobLedger:
         return attempt_id
 
     async def progress(self, job_id: str, attempt_id: str, snapshot: dict[str, Any]) -> None:
+        """Record progress: at once when nothing was written for a window, else with the
+        next window's batch. Never blocks the caller on the database."""
+        self._progress.append((job_id, attempt_id, snapshot))
+        if self._progress_flusher is None or self._progress_flusher.done():
+            self._progress_flusher = asyncio.create_task(self._flush_progress())
+
+    async def _flush_progress(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._last_progress_flush + self._progress_window - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        while self._progress:
+            batch, self._progress = self._progress, []
+            self._last_progress_flush = loop.time()
+            try:
+                await self._write_progress(batch)
+            except Exception:
+                log.exception("could not record progress of %d updates", len(batch))
+
+    async def flush_progress(self) -> None:
+        """Write waiting progress now: a job's last steps go before its end."""
+        if self._progress:
+            batch, self._progress = self._progress, []
+            await self._write_progress(batch)
+
+    async def _write_progress(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+        latest = {job_id: (attempt_id, snapshot) for job_id, attempt_id, snapshot in batch}
         async with self.unit() as unit:
-            changed = await unit.jobs.transition(
-                job_id,
-                [R],
-                attempt_id=attempt_id,
-                progress=snapshot["progress"],
-                current_node=snapshot.get("node"),
-                current_node_type=snapshot.get("node_type"),
-                step=snapshot.get("step"),
-                max_steps=snapshot.get("max"),
-            )
-            if changed:
-                await unit.emit(job_id, events.PROGRESS, snapshot)
+            current: set[str] = set()
+            for job_id, (attempt_id, snapshot) in latest.items():
+                if await unit.jobs.transition(
+                    job_id,
+                    [R],
+                    attempt_id=attempt_id,
+                    progress=snapshot["progress"],
+                    current_node=snapshot.get("node"),
+                    current_node_type=snapshot.get("node_type"),
+                    step=snapshot.get("step"),
+                    max_steps=snapshot.get("max"),
+                ):
+                    current.add(job_id)
+            for job_id, _attempt, snapshot in batch:
+                if job_id in current:
+                    await unit.emit(job_id, events.PROGRESS, snapshot)
 
     async def complete(
         self, job_id: str, attempt_id: str, outputs: list[CollectedOutput], *, owner: str | None
     ) -> bool:
+        await self.flush_progress()
         now = utcnow()
         async with self.unit() as unit:
             changed = await unit.jobs.transition(
@@ -132,6 +178,7 @@ class JobLedger:
         return True
 
     async def fail(self, job_id: str, attempt_id: str | None, error: dict[str, Any]) -> bool:
+        await self.flush_progress()
         async with self.unit() as unit:
             changed = await unit.jobs.transition(
                 job_id,
@@ -149,6 +196,7 @@ class JobLedger:
 
     async def cancelled(self, job_id: str, attempt_id: str | None) -> bool:
         """running (or queued) -> cancelled."""
+        await self.flush_progress()
         async with self.unit() as unit:
             changed = await unit.jobs.transition(
                 job_id,
@@ -168,6 +216,7 @@ class JobLedger:
     async def requeue(self, job_id: str, attempt_id: str, reason: str, *, max_attempts: int) -> str:
         """The attempt was lost with its backend: queue the job again, or fail it once it
         has lost ``max_attempts`` backends. Returns the job's new status."""
+        await self.flush_progress()
         error = {"type": "backend_lost", "message": reason, "retryable": True}
         async with self.unit() as unit:
             job = await unit.jobs.get(job_id)
@@ -222,6 +271,7 @@ class JobLedger:
     async def transfer(self, job_id: str, attempt_id: str, backend: str) -> str | None:
         """Move a job that was waiting, pipelined, in one backend's queue (and has been
         deleted there) to another backend, as a new attempt, in one transaction."""
+        await self.flush_progress()
         new_attempt = str(uuid.uuid4())
         now = utcnow()
         async with self.unit() as unit:

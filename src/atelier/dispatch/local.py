@@ -44,6 +44,7 @@ class LocalDispatcher:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._last_backend: str | None = None  # where round robin left off
         # Per-owner running-jobs caps (API keys' overrides); kept up to date by the owner.
         self.owner_caps: dict[str | None, int] = {}
 
@@ -153,12 +154,15 @@ class LocalDispatcher:
             affinity=self.settings.affinity,
             affinity_max_wait=self.settings.affinity_max_wait,
             owner_cap=self.settings.max_running_per_owner,
+            round_robin=self.settings.scheduler == "round_robin",
+            last_backend=self._last_backend,
             owner_caps=dict(self.owner_caps),
             in_flight=in_flight,
         )
         started = 0
         for job_id, backend_name in policy.assign(candidates, slots, rules):
             job = by_id[job_id]
+            self._last_backend = backend_name
             attempt_id = await self.ledger.claim(job_id, backend_name, job.attempt + 1)
             if attempt_id is None:
                 continue  # cancelled or claimed elsewhere meanwhile

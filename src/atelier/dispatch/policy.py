@@ -61,6 +61,8 @@ class Policy:
     affinity: bool = True
     affinity_max_wait: float = 30.0
     owner_cap: int = 0  # jobs in flight per owner; 0 = no cap
+    round_robin: bool = False  # plain rotation over backends, for comparison only
+    last_backend: str | None = None  # where round robin left off
     owner_caps: dict[str | None, int] = field(default_factory=dict)  # per-owner overrides
     in_flight: dict[str | None, int] = field(default_factory=dict)  # per owner, now
 
@@ -109,7 +111,10 @@ def assign(
         able = [s for s in slots if free[s.backend] > 0 and s.can_run(candidate)]
         if not able:
             continue
-        chosen = _choose(candidate, able, pending, pairs, free, loaded, policy)
+        if policy.round_robin:
+            chosen = _next_in_rotation(able, slots, pairs[-1][1] if pairs else policy.last_backend)
+        else:
+            chosen = _choose(candidate, able, pending, pairs, free, loaded, policy)
         if chosen is None:
             continue
         free[chosen.backend] -= 1
@@ -156,3 +161,10 @@ def _choose(
     if candidate.waited >= policy.affinity_max_wait:
         return max(able, key=rank)
     return None  # every free slot is warm for another queued job; wait for a better one
+
+
+def _next_in_rotation(able: list[Slot], slots: Sequence[Slot], last: str | None) -> Slot:
+    names = sorted(slot.backend for slot in slots)
+    start = names.index(last) + 1 if last in names else 0
+    rotation = names[start:] + names[:start]
+    return min(able, key=lambda slot: rotation.index(slot.backend))

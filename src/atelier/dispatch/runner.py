@@ -75,7 +75,6 @@ class JobRunner:
         self._cancel_sent = False
         self._tracker = ProgressTracker(attempt.graph, backend.object_info)
         self._last_progress_at = 0.0
-        self._last_node: str | None = None
         self._contact = time.monotonic()
         # Pipelined prompts wait in ComfyUI's queue; until ComfyUI starts one, it can
         # still be moved to a backend that fell idle. After a re-attach, assume started.
@@ -237,16 +236,13 @@ class JobRunner:
         return None
 
     async def _report_progress(self) -> None:
-        snapshot = self._tracker.snapshot()
+        # At most one progress event per progress_interval: each is a row and a message
+        # to every subscriber, and a sampler can report hundreds of steps a second.
         now = time.monotonic()
-        node_changed = snapshot["node"] != self._last_node
-        final_step = snapshot["step"] is not None and snapshot["step"] == snapshot["max"]
-        if not (node_changed or final_step) and (
-            now - self._last_progress_at < self.settings.progress_interval
-        ):
+        if now - self._last_progress_at < self.settings.progress_interval:
             return
-        self._last_progress_at, self._last_node = now, snapshot["node"]
-        await self.ledger.progress(self.job_id, self.attempt.attempt_id, snapshot)
+        self._last_progress_at = now
+        await self.ledger.progress(self.job_id, self.attempt.attempt_id, self._tracker.snapshot())
 
     async def _send_cancel(self) -> None:
         # Pending in ComfyUI's queue: delete it. Running: a targeted interrupt, which lands

@@ -19,7 +19,7 @@ class JobWebhook(BaseModel):
 
     url: str = Field(
         max_length=2048,
-        pattern=r"^https?://[^\s]+$",
+        pattern=r"^https?://[!-~]+$",
         description="http(s) URL of the receiver; private addresses are refused.",
     )
     events: list[WebhookEvent] = Field(

@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from atelier.db.tables import ArtifactRow, utcnow
 from atelier.db.unit import UnitOfWork
 from atelier.errors import InputUnavailable, RequestTooLarge, ValidationFailed
-from atelier.media.probe import MediaInfo, probe
+from atelier.media.probe import MediaInfo
 from atelier.net import check_url
 from atelier.storage.base import ArtifactStore
 
@@ -59,22 +59,53 @@ def extension_for(content_type: str) -> str:
 
 
 def sniff(data: bytes, filename: str) -> MediaInfo:
-    """What the bytes are, by their content (the filename is only a hint for audio/video)."""
+    """What the bytes are, by their content alone: Pillow for images, PyAV for video and
+    audio. The filename (and any content type the client sent) is never trusted."""
     try:
         with Image.open(io.BytesIO(data)) as image:
+            content_type = Image.MIME.get(image.format or "", "application/octet-stream")
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            info = MediaInfo("image", content_type, image.width, image.height, frames > 1)
             image.verify()
-        return probe_via_file(data, filename)
+        return info
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         pass
-    return probe_via_file(data, filename)
+    return _sniff_av(data)
 
 
-def probe_via_file(data: bytes, filename: str) -> MediaInfo:
-    suffix = Path(filename).suffix[:10]
-    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+_CONTAINERS = {
+    "mov": ("video/mp4", "audio/mp4"),
+    "matroska": ("video/webm", "audio/webm"),
+    "webm": ("video/webm", "audio/webm"),
+    "avi": ("video/x-msvideo", "audio/x-wav"),
+    "wav": ("video/x-wav", "audio/wav"),
+    "flac": ("video/x-flac", "audio/flac"),
+    "mp3": ("video/mpeg", "audio/mpeg"),
+    "ogg": ("video/ogg", "audio/ogg"),
+}
+
+
+def _sniff_av(data: bytes) -> MediaInfo:
+    import av  # only non-image inputs need it
+
+    # No file suffix: FFmpeg must recognise the content, not the name.
+    with tempfile.NamedTemporaryFile() as handle:
         handle.write(data)
         handle.flush()
-        return probe(Path(handle.name), filename)
+        try:
+            with av.open(handle.name) as container:
+                family = str(container.format.name).split(",")[0]
+                video_type, audio_type = _CONTAINERS.get(family, ("video/mp4", "audio/mpeg"))
+                if container.streams.video:
+                    stream = container.streams.video[0]
+                    width, height = stream.codec_context.width, stream.codec_context.height
+                    if width and height:
+                        return MediaInfo("video", video_type, width, height, animated=True)
+                if container.streams.audio:
+                    return MediaInfo("audio", audio_type)
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+            pass
+    return MediaInfo("other", "application/octet-stream")
 
 
 def decode_base64(text: str, *, field: str) -> bytes:

@@ -44,6 +44,11 @@ async def vae_loader(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
     return NodeOutput((ModelRef("VAE", inputs["vae_name"]),))
 
 
+@node("UNETLoader")
+async def unet_loader(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
+    return NodeOutput((ModelRef("MODEL", inputs["unet_name"]),))
+
+
 @node("UpscaleModelLoader")
 async def upscale_model_loader(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
     return NodeOutput((ModelRef("UPSCALE_MODEL", inputs["model_name"]),))

@@ -104,6 +104,17 @@ class Routes:
         app.router.add_routes([web.route(m, p, h) for m, p, h in routes])
         # /internal is a sub-app in ComfyUI, so it has no /api twin.
         app.router.add_get("/internal/files/{directory_type}", self.internal_files)
+        # Not ComfyUI: counters for benchmarks that run the fake in another process.
+        app.router.add_get("/fake/stats", self.fake_stats)
+
+    async def fake_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "prompt_count": self.fake.prompt_count,
+                "model_switches": self.fake.model_switches,
+                "loaded_checkpoint": self.fake.loaded_checkpoint,
+            }
+        )
 
     # -- queue and prompts -------------------------------------------------------------
 

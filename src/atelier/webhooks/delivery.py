@@ -50,6 +50,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._streams: dict[str, tuple[str, str]] = {}  # in flight: (webhook, job)
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._http = httpx.AsyncClient(
             follow_redirects=False,
@@ -94,11 +95,18 @@ class DeliveryWorker:
             repository = DeliveryRepository(session)
             due = await repository.due(now, limit=free, skip=set(self._in_flight))
             next_due = await repository.next_due()
+        started = 0
         for delivery in due:
+            # One at a time per webhook and job, oldest first: in order unless retried.
+            stream = (delivery.webhook_id, delivery.job_id)
+            if stream in self._streams.values():
+                continue
             task = asyncio.create_task(self._attempt(delivery), name=f"webhook-{delivery.id}")
             self._in_flight[delivery.id] = task
+            self._streams[delivery.id] = stream
             task.add_done_callback(functools.partial(self._done, delivery.id))
-        if len(due) >= free > 0:
+            started += 1
+        if len(due) >= free > 0 and started:
             return 0.0
         if next_due is None:
             return POLL
@@ -106,6 +114,7 @@ class DeliveryWorker:
 
     def _done(self, delivery_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(delivery_id, None)
+        self._streams.pop(delivery_id, None)
         self._wake.set()
 
     async def _attempt(self, delivery: WebhookDeliveryRow) -> None:

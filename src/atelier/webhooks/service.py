@@ -89,6 +89,8 @@ async def check_target(url: str, settings: Settings, *, field: str) -> None:
         )
     except TimeoutError as exc:
         raise UrlNotAllowed("resolving the host took too long", field=field) from exc
+    except (UnicodeError, ValueError) as exc:
+        raise UrlNotAllowed("the URL is not valid", field=field) from exc
 
 
 async def ensure_owner_secret(database: Database, owner: str | None) -> str:
