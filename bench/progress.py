@@ -39,36 +39,36 @@ async def measure(
     latencies: list[float] = []
     prompt_of: dict[str, str] = {}
     seen: set[tuple[str, int]] = set()
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        async with client.stream(
-            "GET", "/api/v1/events", timeout=httpx.Timeout(60, read=None)
-        ) as stream:
-            for _ in range(jobs):
-                await client.post(
-                    "/api/v1/jobs", json={"graph": sampler_graph(next(seeds), steps=steps)}
-                )
-            finished = 0
-            async for line in stream.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                received = time.time()
-                event = json.loads(line[5:])
-                data = event["data"]
-                if event["type"] == "running":
-                    prompt_of[event["job_id"]] = data["prompt_id"]
-                elif (
-                    event["type"] == "progress"
-                    and data.get("node_type") == "KSampler"
-                    and data.get("step")
-                ):
-                    key = (prompt_of.get(event["job_id"], ""), int(data["step"]))
-                    if key in sent and key not in seen:
-                        seen.add(key)
-                        latencies.append(received - sent[key])
-                elif event["type"] in ("completed", "failed"):
-                    finished += 1
-                    if finished == jobs:
-                        return latencies
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=60) as client,
+        client.stream("GET", "/api/v1/events", timeout=httpx.Timeout(60, read=None)) as stream,
+    ):
+        for _ in range(jobs):
+            await client.post(
+                "/api/v1/jobs", json={"graph": sampler_graph(next(seeds), steps=steps)}
+            )
+        finished = 0
+        async for line in stream.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            received = time.time()
+            event = json.loads(line[5:])
+            data = event["data"]
+            if event["type"] == "running":
+                prompt_of[event["job_id"]] = data["prompt_id"]
+            elif (
+                event["type"] == "progress"
+                and data.get("node_type") == "KSampler"
+                and data.get("step")
+            ):
+                key = (prompt_of.get(event["job_id"], ""), int(data["step"]))
+                if key in sent and key not in seen:
+                    seen.add(key)
+                    latencies.append(received - sent[key])
+            elif event["type"] in ("completed", "failed"):
+                finished += 1
+                if finished == jobs:
+                    return latencies
     return latencies
 
 

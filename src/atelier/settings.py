@@ -8,7 +8,7 @@ reads the environment at import time: ``Settings()`` is built by the caller.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
