@@ -111,6 +111,7 @@ def assign(
         able = [s for s in slots if free[s.backend] > 0 and s.can_run(candidate)]
         if not able:
             continue
+        chosen: Slot | None
         if policy.round_robin:
             chosen = _next_in_rotation(able, slots, pairs[-1][1] if pairs else policy.last_backend)
         else:
