@@ -102,7 +102,8 @@ class JobsService:
             await unit.emit(job.id, events.QUEUED, {"status": "queued", "priority": job.priority})
             for extension in self.submit_extensions:
                 await extension.store(unit, job, request)
-            view = await self._view(unit, job, base_url)
+            # A new job has no attempts or outputs yet: no need to ask the database.
+            view = await self._view(unit, job, base_url, attempts=[], outputs=[])
         self.dispatcher.wake()
         return view
 
