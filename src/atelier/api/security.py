@@ -124,26 +124,27 @@ class AuditTrail:
         ):
             await self.app(scope, receive, send)
             return
-        status = 500
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal status
+        async def recording_send(message: Message) -> None:
+            # Written before the answer leaves: an admin never sees a change unrecorded.
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                await _audit(scope, method, path, int(message["status"]))
             await send(message)
 
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            caller = scope.get("state", {}).get("caller")
-            if isinstance(caller, Caller) and caller.key_id is not None and caller.admin:
-                route = getattr(scope.get("route"), "path", None) or path
-                try:
-                    await scope["app"].state.runtime.security.audit.record(
-                        f"{method} {route}"[:64],
-                        actor=caller.owner,
-                        target=path[:255],
-                        details={"status": status, "key_id": caller.key_id},
-                    )
-                except Exception:
-                    log.exception("could not write the audit log")
+        await self.app(scope, receive, recording_send)
+
+
+async def _audit(scope: Scope, method: str, path: str, status: int) -> None:
+    caller = scope.get("state", {}).get("caller")
+    if not isinstance(caller, Caller) or caller.key_id is None or not caller.admin:
+        return
+    route = getattr(scope.get("route"), "path", None) or path
+    try:
+        await scope["app"].state.runtime.security.audit.record(
+            f"{method} {route}"[:64],
+            actor=caller.owner,
+            target=path[:255],
+            details={"status": status, "key_id": caller.key_id},
+        )
+    except Exception:
+        log.exception("could not write the audit log")
