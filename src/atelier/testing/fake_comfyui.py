@@ -49,6 +49,7 @@ _HANDLER_CRASHES = (
     KeyError,
     IndexError,
     AttributeError,
+    OSError,
 )
 # A loaded checkpoint is assumed to take this much VRAM in /system_stats.
 _CHECKPOINT_VRAM = 2 * 1024**3
@@ -65,7 +66,34 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _is_accept_task(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and code.co_name == "_accept_connection2"
+
+
+async def _settle_accepted_connections(max_rounds: int = 100) -> None:
+    """Waits until no accepted socket is still being wrapped into a transport.
+
+    asyncio asserts that its listening Server is open when it wraps an accepted socket, so
+    closing the listener in between leaks that socket (a ResourceWarning in the tests of
+    whoever was connecting). Once none is pending, closing in the same step is safe: the
+    listener's reader callback is cancelled together with the listening socket.
+    """
+    for _ in range(max_rounds):
+        if not any(_is_accept_task(t) for t in asyncio.all_tasks() if not t.done()):
+            return
+        await asyncio.sleep(0)
+
+
 class FakeComfyUI:
+    """ComfyUI 0.3.64 as seen over HTTP and WebSocket, with simulated models.
+
+    Timing knobs: `step_time` per KSampler step, `node_time` extra per executed node,
+    `model_load_time` when CheckpointLoaderSimple loads another checkpoint than the one
+    held. `prompt_count` and `model_switches` count over the object's whole life, across
+    crash()/start(); everything ComfyUI keeps in memory is lost on crash().
+    """
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -182,8 +210,10 @@ class FakeComfyUI:
             return
         if graceful:
             self._awake.set()  # let hung requests finish before closing
+        await _settle_accepted_connections()
         for site in list(runner.sites):
             await site.stop()
+        await asyncio.sleep(0)  # connections accepted last get registered with aiohttp
         if graceful:
             await self.drop_websockets()
         elif runner.server is not None:
@@ -211,6 +241,12 @@ class FakeComfyUI:
 
     async def close(self) -> None:
         await self._stop_process(graceful=True)
+        self.discard()
+
+    def discard(self) -> None:
+        """Forget a server that is not running; removes the directory it created."""
+        if self._runner is not None:
+            raise RuntimeError("close() a running fake ComfyUI instead")
         self._closed = True
         if self._owns_root:
             shutil.rmtree(self.root_dir, ignore_errors=True)
@@ -230,12 +266,14 @@ class FakeComfyUI:
     # -- fault injection and introspection ---------------------------------------------
 
     def hang(self) -> None:
+        """Freeze like a stopped process: requests wait, no WS message, no progress."""
         self._awake.clear()
 
     def unhang(self) -> None:
         self._awake.set()
 
     async def drop_websockets(self) -> None:
+        """Close every WebSocket from the server side; the server keeps running."""
         for ws in list(self._websockets):
             with contextlib.suppress(TimeoutError, ConnectionError):
                 await asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY), 2.0)
@@ -243,6 +281,7 @@ class FakeComfyUI:
     def fail_node(
         self, class_type: str, message: str = "boom", exception_type: str = "RuntimeError"
     ) -> None:
+        """Make every later execution of `class_type` raise (an `execution_error`)."""
         self._faults[class_type] = (message, exception_type)
 
     def clear_faults(self) -> None:
@@ -448,5 +487,5 @@ class FakeComfyUI:
         try:
             return await handler(request)
         except _HANDLER_CRASHES as ex:
-            logger.info("%s %s crashed (%r): answering 500", request.method, request.path, ex)
+            logger.warning("%s %s crashed (%r): answering 500", request.method, request.path, ex)
             return web.Response(status=500, text=_TROUBLE_TEXT)

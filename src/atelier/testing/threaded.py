@@ -99,6 +99,7 @@ class ThreadedFakeComfyUI:
     def close(self) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
+            self._fake.discard()
             return
         try:
             self.call(self._shutdown())

@@ -8,7 +8,7 @@ descriptive records: enough to make results deterministic, nothing to compute wi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -80,7 +80,7 @@ class Token:
     """Opaque output of a node the fake only simulates."""
 
     type: str
-    origin: str = field(default="")
+    origin: str = ""
 
     def __str__(self) -> str:
         return f"<{self.type} from {self.origin}>"
