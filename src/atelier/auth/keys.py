@@ -51,6 +51,7 @@ class KeyService:
         self.database = database
         self.audit = audit
         self._keys_exist = False  # once True it stays True (revoked keys count)
+        self._keys_checked_at = float("-inf")
         self._touched: dict[str, float] = {}
         # Per-owner running-jobs caps from key overrides; the dispatcher reads this dict.
         self.running_caps: dict[str | None, int] = {}
@@ -111,9 +112,13 @@ class KeyService:
             return await KeyRepository(session).find(include_revoked=include_revoked)
 
     async def keys_exist(self) -> bool:
-        if not self._keys_exist:
+        # While open, look again at most once a second: a key made with the CLI (another
+        # process) closes the server within that second, without a query per request.
+        now = time.monotonic()
+        if not self._keys_exist and now - self._keys_checked_at >= 1.0:
             async with self.database.transaction() as session:
                 self._keys_exist = await KeyRepository(session).any_exist()
+            self._keys_checked_at = now
         return self._keys_exist
 
     async def authenticate(self, key: str) -> Caller | None:

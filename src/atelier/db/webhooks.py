@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atelier.db.tables import (
     EventRow,
+    JobRow,
     ServiceStateRow,
     WebhookDeliveryRow,
     WebhookRow,
@@ -56,6 +57,26 @@ class WebhookRepository:
         )
         query = select(WebhookRow).where(or_(WebhookRow.job_id == job_id, standing))
         return list((await self.session.execute(query)).scalars())
+
+    async def jobs_with_hooks(self, job_ids: set[str]) -> set[str]:
+        """Which of these jobs any webhook hears: their own, or a standing one."""
+        if not job_ids:
+            return set()
+        owners = select(WebhookRow.owner).where(WebhookRow.job_id.is_(None)).distinct()
+        standing = set((await self.session.execute(owners)).scalars())
+        if None in standing:
+            return set(job_ids)  # an owner-less subscription hears every job
+        heard = set(
+            (
+                await self.session.execute(
+                    select(WebhookRow.job_id).where(WebhookRow.job_id.in_(job_ids))
+                )
+            ).scalars()
+        )
+        if standing:
+            query = select(JobRow.id).where(JobRow.id.in_(job_ids), JobRow.owner.in_(standing))
+            heard |= set((await self.session.execute(query)).scalars())
+        return {job_id for job_id in heard if job_id is not None}
 
     async def delete_for_job(self, job_id: str) -> None:
         await self.session.execute(delete(WebhookRow).where(WebhookRow.job_id == job_id))

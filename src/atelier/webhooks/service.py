@@ -288,10 +288,20 @@ class WebhookService:
             late_ids = [i for i, _ in window if i not in self._seen]
             late = await feed.by_ids(late_ids) if late_ids else []
         created = 0
-        for row in [*late, *fresh]:
-            if row.id not in self._seen:
+        todo = [row for row in [*late, *fresh] if row.id not in self._seen]
+        relevant = [row for row in todo if row.type in EVENT_TYPES]
+        # One look-up for the whole batch: most events have no webhook at all, and a
+        # query per event would cost more than the event itself.
+        hooked: set[str] = set()
+        if relevant:
+            async with self.database.transaction() as session:
+                hooked = await WebhookRepository(session).jobs_with_hooks(
+                    {row.job_id for row in relevant}
+                )
+        for row in todo:
+            if row.job_id in hooked:
                 created += await self._deliveries_for(row)
-                self._seen.add(row.id)
+            self._seen.add(row.id)
         if fresh:
             self._read = fresh[-1].id
             window += [(row.id, row.created_at) for row in fresh]
