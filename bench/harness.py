@@ -26,7 +26,7 @@ from rich.table import Table
 
 from atelier.testing import ThreadedFakeComfyUI
 
-console = Console()
+console = Console(width=160)
 
 
 def free_port() -> int:

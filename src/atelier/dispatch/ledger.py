@@ -15,6 +15,7 @@ import asyncio
 import logging
 import uuid
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any
 
 from atelier import events
@@ -36,6 +37,7 @@ class JobLedger:
         # a sampler reports many steps a second, on many backends at once.
         self._progress_window = progress_window
         self._progress: list[tuple[str, str, dict[str, Any]]] = []
+        self._started: dict[str, tuple[str, datetime]] = {}
         self._progress_flusher: asyncio.Task[None] | None = None
         self._last_progress_flush = 0.0
 
@@ -94,6 +96,9 @@ class JobLedger:
         """Record progress: at once when nothing was written for a window, else with the
         next window's batch. Never blocks the caller on the database."""
         self._progress.append((job_id, attempt_id, snapshot))
+        self._schedule_progress()
+
+    def _schedule_progress(self) -> None:
         if self._progress_flusher is None or self._progress_flusher.done():
             self._progress_flusher = asyncio.create_task(self._flush_progress())
 
@@ -102,23 +107,31 @@ class JobLedger:
         delay = self._last_progress_flush + self._progress_window - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        while self._progress:
+        while self._progress or self._started:
             batch, self._progress = self._progress, []
+            started, self._started = self._started, {}
             self._last_progress_flush = loop.time()
             try:
-                await self._write_progress(batch)
+                await self._write_progress(batch, started)
             except Exception:
                 log.exception("could not record progress of %d updates", len(batch))
 
     async def flush_progress(self) -> None:
         """Write waiting progress now: a job's last steps go before its end."""
-        if self._progress:
+        if self._progress or self._started:
             batch, self._progress = self._progress, []
-            await self._write_progress(batch)
+            started, self._started = self._started, {}
+            await self._write_progress(batch, started)
 
-    async def _write_progress(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+    async def _write_progress(
+        self,
+        batch: list[tuple[str, str, dict[str, Any]]],
+        started: dict[str, tuple[str, datetime]],
+    ) -> None:
         latest = {job_id: (attempt_id, snapshot) for job_id, attempt_id, snapshot in batch}
         async with self.unit() as unit:
+            for job_id, (attempt_id, at) in started.items():
+                await unit.jobs.transition(job_id, [R], attempt_id=attempt_id, started_at=at)
             current: set[str] = set()
             for job_id, (attempt_id, snapshot) in latest.items():
                 if await unit.jobs.transition(
@@ -264,9 +277,10 @@ class JobLedger:
         return Q.value
 
     async def execution_started(self, job_id: str, attempt_id: str) -> None:
-        """ComfyUI began executing (the prompt may have waited in its queue, pipelined)."""
-        async with self.unit() as unit:
-            await unit.jobs.transition(job_id, [R], attempt_id=attempt_id, started_at=utcnow())
+        """ComfyUI began executing (the prompt may have waited in its queue, pipelined).
+        Written with the next progress batch."""
+        self._started[job_id] = (attempt_id, utcnow())
+        self._schedule_progress()
 
     async def transfer(self, job_id: str, attempt_id: str, backend: str) -> str | None:
         """Move a job that was waiting, pipelined, in one backend's queue (and has been

@@ -45,6 +45,7 @@ class LocalDispatcher:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._last_backend: str | None = None  # where round robin left off
+        self._early_cancels: set[str] = set()
         # Per-owner running-jobs caps (API keys' overrides); kept up to date by the owner.
         self.owner_caps: dict[str | None, int] = {}
 
@@ -59,6 +60,9 @@ class LocalDispatcher:
         runner = self.runners.get(job_id)
         if runner is not None:
             runner.cancel.set()
+        else:
+            # Claimed a moment ago, its runner not started yet: it will see this.
+            self._early_cancels.add(job_id)
 
     async def stop(self) -> None:
         """Stop taking work, then stop following jobs; they stay running in ComfyUI and
@@ -235,7 +239,8 @@ class LocalDispatcher:
         backend.running.add(job.id)
         runner.on_move = self._moved
         self.runners[job.id] = runner
-        if job.cancel_requested:
+        if job.cancel_requested or job.id in self._early_cancels:
+            self._early_cancels.discard(job.id)
             runner.cancel.set()
         task = asyncio.create_task(runner.run(), name=f"job-{job.id}")
         self._tasks.add(task)
@@ -243,6 +248,7 @@ class LocalDispatcher:
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
             backend.running.discard(job.id)
+            self._early_cancels.discard(job.id)
             if self.runners.get(job.id) is runner:
                 del self.runners[job.id]
             self._wake.set()

@@ -124,7 +124,7 @@ class JobRunner:
                             await self._vanished()
                             return
                     if not submitted:
-                        if self.cancel.is_set() or await self.ledger.cancel_requested(self.job_id):
+                        if self.cancel.is_set():
                             await self.ledger.cancelled(self.job_id, self.attempt.attempt_id)
                             return
                         ambiguous = True

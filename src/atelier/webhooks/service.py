@@ -66,6 +66,7 @@ CURSOR = "webhooks.event_cursor"
 PAGE = 500
 GRACE = timedelta(seconds=10)  # events this young may still be joined by older ids
 POLL = 5.0
+BATCH_WINDOW = 0.2  # seconds; webhook receivers do not need sub-second latency
 # Job event type -> webhook event type; others (output, cancel_requested) are not sent.
 EVENT_TYPES = {
     events.QUEUED: "queued",
@@ -273,6 +274,8 @@ class WebhookService:
                     log.exception("webhook event round failed; retrying")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(subscription.queue.get(), POLL)
+                # Let a burst of events gather: one round per batch, not per event.
+                await asyncio.sleep(BATCH_WINDOW)
                 while not subscription.queue.empty():
                     subscription.queue.get_nowait()
                 subscription.lagged = False
