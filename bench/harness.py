@@ -29,6 +29,10 @@ from atelier.testing import ThreadedFakeComfyUI
 console = Console(width=160)
 
 
+# Completion times (seconds after the first submit) of the last submit_and_wait call.
+LAST_COMPLETIONS: list[float] = []
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -262,6 +266,7 @@ async def submit_and_wait(
 
             await asyncio.wait_for(follow(), timeout)
         makespan = max(done.values()) - started
+        LAST_COMPLETIONS[:] = sorted(t - started for t in done.values())
         jobs = []
         for job_id in ids:
             jobs.append(
