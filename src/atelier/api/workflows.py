@@ -219,6 +219,8 @@ def _operation(name: str, description: str, presets: list[str], ref: str, proble
                 "200": {"description": "Finished within Prefer: wait=N", "content": job},
                 "404": {"description": "No such workflow", "content": problem},
                 "422": {"description": "A parameter is invalid", "content": problem},
+                "4XX": {"description": "Problem", "content": problem},
+                "5XX": {"description": "Problem", "content": problem},
             },
         }
     }
@@ -252,13 +254,16 @@ def install(app: FastAPI) -> None:
             specs = build_specs(template, schemas, models_known=models_known)
             schema_name = f"Workflow_{_safe(name)}"
             components[schema_name] = json_schema(specs, title=f"{name} parameters")
-            document["paths"][f"/api/v1/workflows/{name}/jobs"] = _operation(
+            item = _operation(
                 name,
                 template.description,
                 sorted(template.presets),
                 f"#/components/schemas/{schema_name}",
                 problem,
             )
+            if "securitySchemes" in document["components"]:
+                item["post"]["security"] = [{"bearer": []}, {}]  # as the other routes
+            document["paths"][f"/api/v1/workflows/{name}/jobs"] = item
         cache.update(key=key, document=document)
         return document
 

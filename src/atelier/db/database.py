@@ -6,6 +6,7 @@ then writes cannot deadlock against another writer, it waits (busy_timeout) inst
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,13 +31,17 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            # Transactions take turns (see _turn), so a connection or two is all it uses;
+            # more would only add threads (aiosqlite runs one per connection).
+            kwargs.update(connect_args={"timeout": 30}, pool_size=2, max_overflow=0)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = asyncio.Lock() if self.is_sqlite else None
+        self._writer_task: asyncio.Task[object] | None = None
 
     @property
     def dialect(self) -> str:
@@ -45,8 +50,26 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any error."""
-        async with self.sessions() as session, session.begin():
+        async with self._turn(), self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """SQLite has one writer at a time. Waiting for the turn here, in line, beats
+        SQLite's busy handler, which sleeps and retries and lets a waiter starve for
+        seconds under load. PostgreSQL needs no turn."""
+        if self._writer is None:
+            yield
+            return
+        task = asyncio.current_task()
+        if task is not None and task is self._writer_task:
+            raise RuntimeError("a transaction was opened inside another one")
+        async with self._writer:
+            self._writer_task = task
+            try:
+                yield
+            finally:
+                self._writer_task = None
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe on every start)."""
@@ -58,7 +81,7 @@ class Database:
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as connection:
+            async with self._turn(), self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:
             return False

@@ -198,8 +198,14 @@ class LocalDispatcher:
         )
         for backend in idle:
             classes = backend.node_classes
+            models = capabilities.backend_models(backend.object_info)
             runner = next(
-                (r for r in waiting if classes is None or _classes(r.attempt.graph) <= classes),
+                (
+                    r
+                    for r in waiting
+                    if (classes is None or _classes(r.attempt.graph) <= classes)
+                    and (models is None or capabilities.graph_models(r.attempt.graph) <= models)
+                ),
                 None,
             )
             if runner is None:
