@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from atelier.testing import ThreadedFakeComfyUI
+from atelier.testing import ThreadedFakeComfyUI, graphs
 
 console = Console(width=160)
 
@@ -43,35 +43,9 @@ def sampler_graph(
     seed: int, *, steps: int, checkpoint: str = "v1-5-pruned-emaonly.safetensors"
 ) -> dict[str, Any]:
     """txt2img; the fake simulates its models (steps x step_time) and writes a 64x64 PNG."""
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "bench", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-        "5": {
-            "class_type": "EmptyLatentImage",
-            "inputs": {"width": 64, "height": 64, "batch_size": 1},
-        },
-        "3": {
-            "class_type": "KSampler",
-            "inputs": {
-                "seed": seed,
-                "steps": steps,
-                "cfg": 7.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-                "model": ["4", 0],
-                "positive": ["6", 0],
-                "negative": ["7", 0],
-                "latent_image": ["5", 0],
-            },
-        },
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {
-            "class_type": "SaveImage",
-            "inputs": {"images": ["8", 0], "filename_prefix": "bench"},
-        },
-    }
+    return graphs.sampler_graph(
+        seed=seed, steps=steps, checkpoint=checkpoint, text="bench", prefix="bench"
+    )
 
 
 class FakeProcess:

@@ -67,19 +67,14 @@ def serve(
     from atelier.app import create_app
     from atelier.settings import Settings
 
-    overrides: dict[str, Any] = {}
-    for key, value in (
-        ("host", host),
-        ("port", port),
-        ("data_dir", data_dir),
-        ("backends", backend),
-        ("database_url", database_url),
-    ):
-        if value:
-            overrides[key] = value
-    if demo:
-        overrides["demo"] = True
-    settings = Settings(**overrides)
+    settings = Settings.from_options(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        backends=backend,
+        database_url=database_url,
+        demo=demo,
+    )
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -277,12 +272,7 @@ def migrate(
     from atelier.db.database import Database
     from atelier.settings import Settings
 
-    overrides: dict[str, Any] = {}
-    if database_url:
-        overrides["database_url"] = database_url
-    if data_dir:
-        overrides["data_dir"] = data_dir
-    settings = Settings(**overrides)
+    settings = Settings.from_options(database_url=database_url, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> None:

@@ -173,6 +173,11 @@ class Settings(BaseSettings):
             checked.append(f"{name}={url.rstrip('/')}" if name else url.rstrip("/"))
         return checked
 
+    @classmethod
+    def from_options(cls, **options: Any) -> Settings:
+        """Settings from CLI flags: a flag left unset (None, empty) keeps the env/default."""
+        return cls(**{key: value for key, value in options.items() if value})
+
     @property
     def resolved_database_url(self) -> str:
         url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'atelier.db'}"

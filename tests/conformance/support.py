@@ -7,52 +7,25 @@ from typing import Any
 
 import httpx
 
+from atelier.testing import graphs
+
 Graph = dict[str, Any]
 
 
-def image_graph(size: int = 32, color: int = 0x3366CC, prefix: str = "img") -> Graph:
-    return {
-        "1": {
-            "class_type": "EmptyImage",
-            "inputs": {"width": size, "height": size, "batch_size": 1, "color": color},
-        },
-        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
-    }
+def image_graph(*, size: int = 32, color: int = 0x3366CC, prefix: str = "img") -> Graph:
+    return graphs.image_graph(size=size, color=color, prefix=prefix)
 
 
 def sampler_graph(
+    *,
     steps: int = 3,
     seed: int = 1,
     checkpoint: str = "v1-5-pruned-emaonly.safetensors",
     size: int = 64,
 ) -> Graph:
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
-        "5": {
-            "class_type": "EmptyLatentImage",
-            "inputs": {"width": size, "height": size, "batch_size": 1},
-        },
-        "3": {
-            "class_type": "KSampler",
-            "inputs": {
-                "seed": seed,
-                "steps": steps,
-                "cfg": 7.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-                "model": ["4", 0],
-                "positive": ["6", 0],
-                "negative": ["7", 0],
-                "latent_image": ["5", 0],
-            },
-        },
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "smp"}},
-    }
+    return graphs.sampler_graph(
+        steps=steps, seed=seed, checkpoint=checkpoint, size=size, text="a red fox", prefix="smp"
+    )
 
 
 async def submit(http: httpx.AsyncClient, prompt: Graph, **fields: Any) -> str:

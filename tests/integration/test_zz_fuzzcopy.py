@@ -54,7 +54,11 @@ def atelier_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings), host="127.0.0.1", port=settings.port, log_level="error", loop="asyncio"
+                create_app(settings),
+                host="127.0.0.1",
+                port=settings.port,
+                log_level="error",
+                loop="asyncio",
             )
         )
         thread = threading.Thread(target=server.run, name="atelier-fuzz", daemon=True)
@@ -87,7 +91,11 @@ def test_no_server_errors_and_answers_match_the_schema(api_schema: Any, atelier_
     failures: list[str] = []
     for result in api_schema.get_all_operations():
         operation = result.ok()
-        if operation.definition.raw.get("operationId") in STREAMS or "/jobs" not in operation.path or "workflows" not in operation.path:
+        if (
+            operation.definition.raw.get("operationId") in STREAMS
+            or "/jobs" not in operation.path
+            or "workflows" not in operation.path
+        ):
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:

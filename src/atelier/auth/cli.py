@@ -31,12 +31,7 @@ def _run(database_url: str | None, data_dir: Path | None, work: Callable[[Any], 
     from atelier.errors import AtelierError
     from atelier.settings import Settings
 
-    overrides: dict[str, Any] = {}
-    if database_url:
-        overrides["database_url"] = database_url
-    if data_dir:
-        overrides["data_dir"] = data_dir
-    settings = Settings(**overrides)
+    settings = Settings.from_options(database_url=database_url, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> T:

@@ -70,26 +70,7 @@ class JobLedger:
             )
             if not claimed:
                 return None
-            await unit.jobs.add_attempt(
-                AttemptRow(
-                    id=attempt_id,
-                    job_id=job_id,
-                    number=attempt,
-                    backend=backend,
-                    status="running",
-                    started_at=now,
-                )
-            )
-            await unit.emit(
-                job_id,
-                events.RUNNING,
-                {
-                    "status": R.value,
-                    "backend": backend,
-                    "attempt": attempt,
-                    "prompt_id": attempt_id,
-                },
-            )
+            await _open_attempt(unit, job_id, attempt_id, attempt, backend, now)
         return attempt_id
 
     async def progress(self, job_id: str, attempt_id: str, snapshot: dict[str, Any]) -> None:
@@ -304,26 +285,8 @@ class JobLedger:
             if not moved:
                 return None
             await unit.jobs.finish_attempt(attempt_id, "moved")
-            await unit.jobs.add_attempt(
-                AttemptRow(
-                    id=new_attempt,
-                    job_id=job_id,
-                    number=job.attempt + 1,
-                    backend=backend,
-                    status="running",
-                    started_at=now,
-                )
-            )
-            await unit.emit(
-                job_id,
-                events.RUNNING,
-                {
-                    "status": R.value,
-                    "backend": backend,
-                    "attempt": job.attempt + 1,
-                    "prompt_id": new_attempt,
-                    "moved": True,
-                },
+            await _open_attempt(
+                unit, job_id, new_attempt, job.attempt + 1, backend, now, moved=True
             )
         return new_attempt
 
@@ -345,6 +308,30 @@ async def _to(
         job_id, [R], attempt_id=attempt_id, status=status, finished_at=utcnow(), **values
     )
     await unit.emit(job_id, status.value, data)
+
+
+async def _open_attempt(
+    unit: UnitOfWork,
+    job_id: str,
+    attempt_id: str,
+    number: int,
+    backend: str,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    """Record a new attempt (its id is the ComfyUI prompt_id) and say so."""
+    await unit.jobs.add_attempt(
+        AttemptRow(
+            id=attempt_id,
+            job_id=job_id,
+            number=number,
+            backend=backend,
+            status="running",
+            started_at=now,
+        )
+    )
+    data = {"status": R.value, "backend": backend, "attempt": number, "prompt_id": attempt_id}
+    await unit.emit(job_id, events.RUNNING, {**data, **extra})
 
 
 def _artifact_row(job_id: str, owner: str | None, output: CollectedOutput) -> ArtifactRow:
