@@ -94,6 +94,14 @@ async def test_uploads_and_inline_inputs(server_factory: Any, fake: Any, tmp_pat
         )
         job = await run(client, "invert", {"image": {"base64": b64png((0, 0, 0))}})
         assert job["params"]["image"] != upload["id"]  # the job's own input artifact
+        # Text that looks like an artifact reference is only text: nothing is uploaded.
+        before = sorted((fake.root_dir / "input" / "atelier").iterdir())
+        prompt = f"@artifact:{upload['id']}"
+        job = await run(
+            client, "txt2img_sd15", {"prompt": prompt, "width": 64, "height": 64, "steps": 1}
+        )
+        assert job["params"]["prompt"] == prompt
+        assert sorted((fake.root_dir / "input" / "atelier").iterdir()) == before
 
         body = problem(
             await client.post(

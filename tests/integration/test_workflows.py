@@ -271,3 +271,24 @@ async def test_openapi_has_a_route_per_workflow(client: Any) -> None:
     assert schema["properties"]["steps"]["maximum"] == 150
     assert operation["parameters"][0]["schema"]["enum"] == ["fast_preview", "production", "ultra"]
     assert "/api/v1/workflows/{name}/jobs" not in document["paths"]
+
+
+async def test_without_any_backend_the_bundled_schema_describes_templates(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    server = await server_factory(f"sqlite+aiosqlite:///{tmp_path / 'n.db'}", [])
+    async with server.client() as http:
+        detail = (await http.get("/api/v1/workflows/txt2img_sd15")).json()
+        assert detail["schema_source"].startswith("bundled")
+        props = detail["schema"]["properties"]
+        assert "euler" in props["sampler"]["enum"] and "enum" not in props["checkpoint"]
+        assert detail["backends"] == []
+        problem(
+            await http.post("/api/v1/workflows/txt2img_sd15/jobs", json={"steps": 0}),
+            422,
+            "validation-failed",
+        )
+        response = await http.post(
+            "/api/v1/workflows/txt2img_sd15/jobs", json={"checkpoint": "any.safetensors"}
+        )
+        assert response.status_code == 202 and response.json()["status"] == "queued"

@@ -206,6 +206,8 @@ def test_manifest_problems_are_named() -> None:
         with pytest.raises(WorkflowInvalid) as caught:
             manifest.load(data, name="t", schemas=SCHEMAS)
         assert caught.value.errors[0]["field"] == field, caught.value.errors
+    with pytest.raises(WorkflowInvalid, match="aliases"):
+        manifest.parse_text("a: &x [1, 2]\nb: [*x, *x]\n", source="body")
     short = manifest.load(
         {"graph": graph, "parameters": {"img": "Image"}}, name="t", schemas=SCHEMAS
     )

@@ -87,6 +87,7 @@ def graph_models(graph: dict[str, Any]) -> frozenset[str]:
 
 
 _CACHE: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
+CACHE_SIZE = 16
 
 
 def backend_models(object_info: dict[str, Any] | None) -> frozenset[str] | None:
@@ -107,8 +108,8 @@ def backend_models(object_info: dict[str, Any] | None) -> frozenset[str] | None:
                     if folder is not None:
                         found.add(f"{folder}/{choice}")
     result = frozenset(found)
-    if len(_CACHE) > 64:
-        _CACHE.clear()
+    while len(_CACHE) >= CACHE_SIZE:  # forget the oldest answers (1-2 ms to recompute)
+        del _CACHE[next(iter(_CACHE))]
     _CACHE[id(object_info)] = (object_info, result)
     return result
 

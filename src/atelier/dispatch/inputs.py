@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from typing import Any
 
 from atelier.comfyui.client import ComfyClient
@@ -31,13 +32,17 @@ SUBFOLDER = "atelier"
 _uploaded: dict[tuple[str, str], dict[str, str]] = {}
 
 
+_REFERENCE = re.compile(r"@artifact:([0-9a-fA-F-]{36})")
+
+
 def references(graph: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(node id, input, artifact id) of every input file the graph names."""
     found = []
     for node_id, node in graph.items():
         for name, value in ((node or {}).get("inputs") or {}).items():
-            if isinstance(value, str) and value.startswith(MARKER):
-                found.append((node_id, name, value[len(MARKER) :]))
+            match = _REFERENCE.fullmatch(value) if isinstance(value, str) else None
+            if match is not None:
+                found.append((node_id, name, match.group(1)))
     return found
 
 
@@ -46,11 +51,18 @@ def forget(backend: Backend) -> None:
 
 
 async def prepare_inputs(
-    graph: dict[str, Any], backend: Backend, ledger: JobLedger, store: ArtifactStore
+    graph: dict[str, Any],
+    backend: Backend,
+    ledger: JobLedger,
+    store: ArtifactStore,
+    *,
+    job_id: str,
 ) -> dict[str, Any]:
-    """The graph to send to ``backend``: input files uploaded there and named as it
-    named them. Raises PromptRejected (the job fails with a validation error naming the
-    node) if an input's file is gone; BackendUnavailable if the upload cannot reach it."""
+    """The graph to send to ``backend``: the job's input files uploaded there and named
+    as it named them. Only the job's own input artifacts (checked when it was submitted)
+    are resolved; any other text is left alone. Raises PromptRejected (the job fails with
+    a validation error naming the node) if an input's file is gone; BackendUnavailable if
+    the upload cannot reach the backend."""
     found = references(graph)
     if not found:
         return graph
@@ -60,6 +72,8 @@ async def prepare_inputs(
     names: dict[str, str] = {}
     for node_id, name, artifact_id in found:
         row = rows.get(artifact_id)
+        if row is not None and (row.job_id != job_id or row.role != "input"):
+            continue  # not one of this job's inputs: a prompt that merely looks like one
         if row is None or not await store.exists(row.storage_key):
             raise _gone(graph, node_id, name, artifact_id)
         if artifact_id not in names:

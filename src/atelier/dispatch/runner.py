@@ -146,7 +146,9 @@ class JobRunner:
     async def _submit(self) -> bool:
         try:
             # Input files (uploads, URLs, earlier outputs) go to this backend first.
-            graph = await prepare_inputs(self.attempt.graph, self.backend, self.ledger, self.store)
+            graph = await prepare_inputs(
+                self.attempt.graph, self.backend, self.ledger, self.store, job_id=self.job_id
+            )
             await self.client.submit(
                 graph,
                 prompt_id=self.attempt.attempt_id,

@@ -24,6 +24,7 @@ from atelier.media.inputs import MediaInputs, copy_for_job
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
 from atelier.workflows import convert, validation
+from atelier.workflows.manifest import Template
 from atelier.workflows.params import build_specs, validate
 from atelier.workflows.registry import WorkflowRegistry
 from atelier.workflows.render import fill_media, render
@@ -90,7 +91,7 @@ class WorkflowJobs:
             template = await self.registry.get(workflow)
         except WorkflowNotFound as exc:
             raise _field("workflow", exc.detail) from exc
-        return await self.from_template(template.name, params, preset, owner=owner, job_id=job_id)
+        return await self.from_template(template, params, preset, owner=owner, job_id=job_id)
 
     async def _raw(self, graph: Any, *, owner: str | None, job_id: str) -> Prepared:
         known = self.pool.known_object_infos()
@@ -116,14 +117,13 @@ class WorkflowJobs:
 
     async def from_template(
         self,
-        name: str,
+        template: Template,
         params: Any,
         preset: str | None,
         *,
         owner: str | None,
         job_id: str,
     ) -> Prepared:
-        template = await self.registry.get(name)
         schemas, models_known = self.registry.schemas()
         specs = build_specs(template, schemas, models_known=models_known)
         values: JsonDict = {}
@@ -158,6 +158,6 @@ class WorkflowJobs:
                 job_id=job_id,
             )
             rows.append(row)
-            fill_media(graph, param, MARKER + row.id)
+            fill_media(graph, spec, MARKER + row.id)
             rendered.params[param] = row.id
         return Prepared(graph, template.name, template.version, rendered.params, rows)

@@ -130,10 +130,19 @@ def _declared(param: ParamDecl) -> JsonDict:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without aliases: a few bytes of nested aliases can stand for gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases (*name) are not accepted in manifests")
+        return super().compose_node(parent, index)
+
+
 def parse_text(text: str, *, source: str) -> JsonDict:
     """A manifest file's content (YAML is a superset of JSON)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader without aliases
     except yaml.YAMLError as exc:
         raise WorkflowInvalid([{"field": source, "reason": f"not valid YAML/JSON: {exc}"}]) from exc
     if not isinstance(data, dict):

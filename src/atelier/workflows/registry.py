@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ from atelier.workflows.schemas import bundled_object_info
 log = logging.getLogger("atelier.workflows")
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
-REFRESH_INTERVAL = 5.0
+REFRESH_INTERVAL = 5.0  # the background refresh
+FRESH_FOR = 1.0  # how old a view a read may use
 JsonDict = dict[str, Any]
 
 
@@ -57,6 +59,7 @@ class WorkflowRegistry:
         self._stored: dict[str, Template | None] = {}
         self._parsed: dict[tuple[str, int], Template] = {}
         self._task: asyncio.Task[None] | None = None
+        self._refreshed_at = -1e9
 
     # -- schemas -------------------------------------------------------------------
 
@@ -104,6 +107,7 @@ class WorkflowRegistry:
         self._load_files()
         async with self.database.transaction() as session:
             rows = await WorkflowRepository(session).latest()
+        self._refreshed_at = time.monotonic()
         stored: dict[str, Template | None] = {}
         for row in rows:
             if row.manifest is None:
@@ -138,12 +142,17 @@ class WorkflowRegistry:
                 merged[name] = template
         return dict(sorted(merged.items()))
 
-    async def all(self) -> dict[str, Template]:
-        await self.refresh()
+    async def all(self, *, max_age: float = FRESH_FOR) -> dict[str, Template]:
+        """Every template, from a view at most ``max_age`` seconds old (a submit does
+        not pay a database round trip each time; replicas agree within that time)."""
+        if time.monotonic() - self._refreshed_at > max_age:
+            await self.refresh()
         return self.snapshot()
 
     async def get(self, name: str) -> Template:
         template = (await self.all()).get(name)
+        if template is None:  # maybe just registered on another replica
+            template = (await self.all(max_age=0.0)).get(name)
         if template is None:
             raise WorkflowNotFound(f"no workflow {name!r}")
         return template

@@ -79,12 +79,11 @@ def render(
     return Rendered(graph, resolved, media)
 
 
-def fill_media(graph: JsonDict, name: str, value: str) -> None:
-    """Replace a media placeholder by its final value (``@artifact:<id>``)."""
-    for node in graph.values():
-        for key, current in node["inputs"].items():
-            if current == PARAM_MARKER + name:
-                node["inputs"][key] = value
+def fill_media(graph: JsonDict, spec: ParamSpec, value: str) -> None:
+    """Put a media parameter's final value (``@artifact:<id>``) where it is bound."""
+    for target in spec.decl.targets:
+        if graph[target.node]["inputs"].get(target.input) == PARAM_MARKER + spec.name:
+            graph[target.node]["inputs"][target.input] = value
 
 
 def check_template(
