@@ -54,7 +54,11 @@ def atelier_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings), host="127.0.0.1", port=settings.port, log_level="error"
+                create_app(settings),
+                host="127.0.0.1",
+                port=settings.port,
+                log_level="error",
+                loop="asyncio",  # as every other test; uvloop's transports warn at teardown
             )
         )
         thread = threading.Thread(target=server.run, name="atelier-fuzz", daemon=True)

@@ -38,6 +38,7 @@ class JobLedger:
         self._progress_window = progress_window
         self._progress: list[tuple[str, str, dict[str, Any]]] = []
         self._started: dict[str, tuple[str, datetime]] = {}
+        self._progress_lock = asyncio.Lock()
         self._progress_flusher: asyncio.Task[None] | None = None
         self._last_progress_flush = 0.0
 
@@ -89,20 +90,20 @@ class JobLedger:
         if delay > 0:
             await asyncio.sleep(delay)
         while self._progress or self._started:
-            batch, self._progress = self._progress, []
-            started, self._started = self._started, {}
             self._last_progress_flush = loop.time()
             try:
-                await self._write_progress(batch, started)
+                await self.flush_progress()
             except Exception:
-                log.exception("could not record progress of %d updates", len(batch))
+                log.exception("could not record progress")
 
     async def flush_progress(self) -> None:
-        """Write waiting progress now: a job's last steps go before its end."""
-        if self._progress or self._started:
-            batch, self._progress = self._progress, []
-            started, self._started = self._started, {}
-            await self._write_progress(batch, started)
+        """Write waiting progress now: a job's last steps go before its end. Batches are
+        taken and written under one lock, so their events keep the order they came in."""
+        async with self._progress_lock:
+            if self._progress or self._started:
+                batch, self._progress = self._progress, []
+                started, self._started = self._started, {}
+                await self._write_progress(batch, started)
 
     async def _write_progress(
         self,
