@@ -10,7 +10,9 @@ from fastapi import APIRouter, Header, Query, Response, status
 from atelier.api.deps import BaseUrl, Creator, JobsDep, Owner, RuntimeDep
 from atelier.api.idempotency import IdempotencyKey, idempotent
 from atelier.errors import InvalidRequest
+from atelier.jobs.service import JobsService
 from atelier.jobs.views import JobCreate, JobPage, JobView
+from atelier.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -35,6 +37,24 @@ async def submit_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobView:
     """Queue a ComfyUI API-format graph. `Prefer: wait=N` waits up to N seconds for the end."""
+    return await accept(
+        body, response, jobs, runtime, owner, creator, base_url, prefer, idempotency_key
+    )
+
+
+async def accept(
+    body: JobCreate,
+    response: Response,
+    jobs: JobsService,
+    runtime: Runtime,
+    owner: str | None,
+    creator: str | None,
+    base_url: str,
+    prefer: str | None,
+    idempotency_key: str | None,
+) -> JobView:
+    """Submit once per Idempotency-Key, point Location at the job, and honour
+    `Prefer: wait=N` (200 once finished within N seconds, else 202)."""
     job = await idempotent(
         runtime,
         creator,

@@ -17,8 +17,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, FastAPI, Header, Path, Query, Request, Response, status
 
 from atelier.api.deps import AdminDep, BaseUrl, Creator, JobsDep, Owner, RuntimeDep
-from atelier.api.idempotency import IdempotencyKey, idempotent
-from atelier.api.jobs import _wait_seconds
+from atelier.api.idempotency import IdempotencyKey
+from atelier.api.jobs import accept
 from atelier.errors import WorkflowInvalid
 from atelier.jobs.views import JobCreate, JobView
 from atelier.workflows import describe, manifest
@@ -99,24 +99,9 @@ async def run_workflow(
 ) -> JobView:
     await jobs.workflows.registry.get(name)  # 404 for an unknown name
     body = JobCreate(workflow=name, params=params or {}, preset=preset, priority=priority)
-    job = await idempotent(
-        runtime,
-        creator,
-        idempotency_key,
-        "POST /api/v1/jobs",
-        body,
-        response,
-        create=lambda: jobs.submit(body, owner=creator, base_url=base_url),
-        replay=lambda job_id: jobs.get(job_id, owner=owner, base_url=base_url),
+    return await accept(
+        body, response, jobs, runtime, owner, creator, base_url, prefer, idempotency_key
     )
-    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    wait = _wait_seconds(prefer, runtime.settings.max_wait_seconds)
-    if wait:
-        job = await jobs.wait(job.id, wait, owner=owner, base_url=base_url)
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
-        if job.status in ("completed", "failed", "cancelled"):
-            response.status_code = status.HTTP_200_OK
-    return job
 
 
 async def _manifest(request: Request) -> dict[str, Any]:
