@@ -90,8 +90,10 @@ async def start_runtime(settings: Settings) -> Runtime:
 
 async def stop_runtime(runtime: Runtime) -> None:
     # 1. stop taking and following work (jobs stay "running" and are re-attached later),
-    # 2. stop health checks and close backend connections, 3. close the database,
-    # 4. stop anything started for --demo.
+    #    then write the progress still waiting for its batch,
+    # 2. stop health checks and close backend connections, and the workflow registry's
+    #    refresher, 3. stop webhook delivery (its ledger keeps what is pending),
+    # 4. close the database, 5. stop anything started for --demo.
     await runtime.dispatcher.stop()
     await runtime.ledger.close()
     await runtime.pool.close()
