@@ -8,6 +8,32 @@ from typing import Any
 
 from PIL import Image
 
+from tests.helpers import job_reaches
+
+WAIT = {"Prefer": "wait=30"}
+
+
+def problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    """Assert a problem+json answer of this status and type; return its body."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"https://atelier.dev/problems/{slug}", body
+    return body
+
+
+async def run(client: Any, name: str, params: dict[str, Any], **query: Any) -> dict[str, Any]:
+    """Run a workflow through its typed endpoint and return the completed job."""
+    response = await client.post(
+        f"/api/v1/workflows/{name}/jobs", json=params, params=query, headers=WAIT
+    )
+    assert response.status_code in (200, 202), response.text
+    job: dict[str, Any] = response.json()
+    if job["status"] not in ("completed", "failed", "cancelled"):
+        job = await job_reaches(client, job["id"], "completed", "failed", "cancelled")
+    assert job["status"] == "completed", job["error"]
+    return job
+
+
 # Every model file a built-in template names by default, so the fake can run them all.
 BUILTIN_MODELS: dict[str, list[str]] = {
     "checkpoints": [

@@ -12,8 +12,7 @@ import pytest
 from atelier.testing import ThreadedFakeComfyUI
 from tests.graphs import sampler_graph
 from tests.helpers import job_reaches, submit
-
-WAIT = {"Prefer": "wait=30"}
+from tests.workflow_support import WAIT
 
 
 @pytest.fixture

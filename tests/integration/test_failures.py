@@ -17,15 +17,22 @@ async def _running_on(client: Any, job_id: str) -> str:
     return backend
 
 
-async def test_backend_killed_mid_job_finishes_elsewhere(
+async def _two_backends(
     server_factory: Any, fake: Any, fake_b: Any, tmp_path: Any
-) -> None:
+) -> tuple[Any, dict[str, Any]]:
+    """A server over backends "a" and "b", both with 50 ms sampler steps."""
     for backend in (fake, fake_b):
         backend.set_timing(step_time=0.05)
     server = await server_factory(
         f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", [f"a={fake.url}", f"b={fake_b.url}"]
     )
-    fakes = {"a": fake, "b": fake_b}
+    return server, {"a": fake, "b": fake_b}
+
+
+async def test_backend_killed_mid_job_finishes_elsewhere(
+    server_factory: Any, fake: Any, fake_b: Any, tmp_path: Any
+) -> None:
+    server, fakes = await _two_backends(server_factory, fake, fake_b, tmp_path)
     async with server.client() as client:
         submitted = await submit(client, sampler_graph(steps=40))
         first = await _running_on(client, submitted["id"])
@@ -43,12 +50,7 @@ async def test_backend_killed_mid_job_finishes_elsewhere(
 async def test_backend_that_hangs_mid_job_is_given_up(
     server_factory: Any, fake: Any, fake_b: Any, tmp_path: Any
 ) -> None:
-    for backend in (fake, fake_b):
-        backend.set_timing(step_time=0.05)
-    server = await server_factory(
-        f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", [f"a={fake.url}", f"b={fake_b.url}"]
-    )
-    fakes = {"a": fake, "b": fake_b}
+    server, fakes = await _two_backends(server_factory, fake, fake_b, tmp_path)
     async with server.client() as client:
         submitted = await submit(client, sampler_graph(steps=40))
         first = await _running_on(client, submitted["id"])

@@ -14,25 +14,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
-from tests.helpers import job_reaches
-from tests.workflow_support import b64png, image_of, png
-
-WAIT = {"Prefer": "wait=30"}
-
-
-def problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"https://atelier.dev/problems/{slug}", body
-    return body
-
-
-async def run(client: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post(f"/api/v1/workflows/{name}/jobs", json=params, headers=WAIT)
-    assert response.status_code in (200, 202), response.text
-    job: dict[str, Any] = await job_reaches(client, response.json()["id"], "completed", "failed")
-    assert job["status"] == "completed", job["error"]
-    return job
+from tests.workflow_support import WAIT, b64png, image_of, png, problem, run
 
 
 def wav() -> bytes:

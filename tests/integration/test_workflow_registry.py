@@ -10,11 +10,9 @@ from typing import Any
 
 import yaml
 
-from tests.helpers import job_reaches
-from tests.workflow_support import b64png, image_of
+from tests.workflow_support import b64png, image_of, problem, run
 
 ROOT = Path(__file__).parents[2]
-WAIT = {"Prefer": "wait=30"}
 
 
 def readme_example() -> str:
@@ -23,21 +21,6 @@ def readme_example() -> str:
     match = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
     assert match, "README has no yaml example"
     return match.group(1)
-
-
-def problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"https://atelier.dev/problems/{slug}", body
-    return body
-
-
-async def run(client: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post(f"/api/v1/workflows/{name}/jobs", json=params, headers=WAIT)
-    assert response.status_code in (200, 202), response.text
-    job: dict[str, Any] = await job_reaches(client, response.json()["id"], "completed", "failed")
-    assert job["status"] == "completed", job["error"]
-    return job
 
 
 async def test_register_run_replace_delete(

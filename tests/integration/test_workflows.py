@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 
 from atelier.testing import ThreadedFakeComfyUI
-from tests.helpers import job_reaches
-from tests.workflow_support import BUILTIN_MODELS, b64png, data_uri, image_of
-
-WAIT = {"Prefer": "wait=30"}
+from tests.workflow_support import BUILTIN_MODELS, WAIT, b64png, data_uri, image_of, problem, run
 
 
 @pytest.fixture
@@ -30,25 +27,6 @@ async def client(server_factory: Any, models_fake: Any, tmp_path: Path) -> Any:
     )
     async with server.client() as http:
         yield http
-
-
-async def run(client: Any, name: str, params: dict[str, Any], **query: Any) -> dict[str, Any]:
-    response = await client.post(
-        f"/api/v1/workflows/{name}/jobs", json=params, params=query, headers=WAIT
-    )
-    assert response.status_code in (200, 202), response.text
-    job: dict[str, Any] = response.json()
-    if job["status"] not in ("completed", "failed", "cancelled"):
-        job = await job_reaches(client, job["id"], "completed", "failed", "cancelled")
-    assert job["status"] == "completed", job["error"]
-    return job
-
-
-def problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"https://atelier.dev/problems/{slug}", body
-    return body
 
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
