@@ -11,6 +11,7 @@ from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
 from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
+from atelier.api.bodies import JsonBodyGuard
 from atelier.api.limits import BodySizeLimit
 from atelier.api.security import AuditTrail, authenticate
 from atelier.runtime import start_runtime, stop_runtime
@@ -46,5 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     workflows_api.install(app)  # one documented route per workflow, kept current
     openapi.install(app)  # problem+json answers in the document: wraps the above, so last
     app.add_middleware(AuditTrail)
+    app.add_middleware(JsonBodyGuard, max_depth=settings.max_json_depth)  # inside the size limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

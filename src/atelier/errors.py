@@ -10,6 +10,7 @@
     │   └── WorkflowInvalid           422 workflow-invalid (errors: [{field|node_id, reason}])
     │       └── WorkflowNotConvertible  422 workflow-not-convertible (UI-format graph)
     ├── RequestTooLarge               413 request-too-large
+    ├── RangeNotSatisfiable           416 range-not-satisfiable (with Content-Range)
     ├── Unauthorized                  401 unauthorized (with WWW-Authenticate)
     ├── Forbidden                     403 forbidden
     │   ├── InsufficientScope         403 insufficient-scope
@@ -132,6 +133,22 @@ class RequestTooLarge(AtelierError):
     status = 413
     slug = "request-too-large"
     title = "Request too large"
+
+
+class RangeNotSatisfiable(AtelierError):
+    """The requested byte range lies outside the file."""
+
+    status = 416
+    slug = "range-not-satisfiable"
+    title = "Range not satisfiable"
+
+    def __init__(self, detail: str, *, size: int) -> None:
+        super().__init__(detail, size=size)
+        self.size = size
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
 
 
 class NotFound(AtelierError):

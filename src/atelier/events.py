@@ -26,6 +26,9 @@ CANCELLED = "cancelled"
 CANCEL_REQUESTED = "cancel_requested"
 REQUEUED = "requeued"
 
+# Event ids are 64-bit row ids (SQLite INTEGER, PostgreSQL BIGINT).
+MAX_EVENT_ID = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class JobEvent:

@@ -28,8 +28,10 @@ class UrlNotAllowed(InvalidRequest):
 
 
 def is_public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Whether ``address`` is a public one; an IPv6 address that carries an IPv4 one
+    (IPv4-mapped, 6to4, Teredo, NAT64) is judged by what it carries as well."""
+    if any(not is_public(inner) for inner in embedded_ipv4(address)):
+        return False
     return not (
         address.is_loopback
         or address.is_private
@@ -37,11 +39,34 @@ def is_public(address: Address) -> bool:
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
-        or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED)
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
+        or any(address in network for network in _NOT_PUBLIC if network.version == address.version)
     )
 
 
-_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, not public either
+_NOT_PUBLIC = (
+    ipaddress.ip_network("100.64.0.0/10"),  # carrier-grade NAT
+    ipaddress.ip_network("192.88.99.0/24"),  # 6to4 relay anycast (deprecated)
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, by every embedding the standard
+    library unwraps, plus the NAT64 well-known prefix (RFC 6052)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    inner: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        inner.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        inner.append(address.sixtofour)
+    if address.teredo is not None:
+        inner.extend(address.teredo)  # (server, client)
+    if address in _NAT64:
+        inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return inner
 
 
 def _allowed(host: str, addresses: Iterable[Address], allowlist: Iterable[str]) -> bool:

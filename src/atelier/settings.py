@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         default=2000, gt=0, description="Most nodes a submitted graph may have."
     )
     max_wait_seconds: float = Field(default=60.0, ge=0, description="Cap for Prefer: wait=N.")
+    max_json_depth: int = Field(
+        default=64, ge=2, le=500, description="Deepest nesting a JSON body may have; deeper is 422."
+    )
 
     # Workflow templates and media inputs (docs/WORKFLOWS.md).
     input_max_bytes: int = Field(

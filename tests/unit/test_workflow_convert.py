@@ -265,3 +265,88 @@ def test_the_packages_real_workflows() -> None:
             "not a workflow": 1,
         }
         assert result["clean_with_subgraphs"] == 26
+
+
+# -- graphs as the editor saves them --------------------------------------------------
+
+UI_WORKFLOWS = Path(__file__).parents[1] / "data" / "ui_workflows"
+
+
+def test_the_editors_default_graph_converts_to_what_the_editor_queues() -> None:
+    """ComfyUI's default graph (the frontend's defaultGraph.ts): KSampler saves a legacy
+    ``true`` in its control slot, and SaveImage is saved with no widget values at all."""
+    workflow = json.loads((UI_WORKFLOWS / "default_graph.json").read_text())
+    expected = json.loads((UI_WORKFLOWS / "default_graph_api.json").read_text())
+    assert ui_to_api(workflow, SCHEMAS) == expected
+
+
+def _sampler_workflow(widgets: Any) -> dict[str, Any]:
+    return {
+        "nodes": [
+            ui_node(1, "CheckpointLoaderSimple", outputs=[("MODEL", [1])], widgets=["m.ckpt"]),
+            ui_node(2, "KSampler", [("model", "MODEL", 1)], [("LATENT", [2])], widgets),
+            ui_node(3, "VAEDecode", [("samples", "LATENT", 2)], [("IMAGE", [3])]),
+            ui_node(4, "SaveImage", [("images", "IMAGE", 3)], widgets=["out"]),
+        ],
+        "links": [[1, 1, 0, 2, 0, "MODEL"], [2, 2, 0, 3, 0, "LATENT"], [3, 3, 0, 4, 0, "IMAGE"]],
+    }
+
+
+SAMPLER = {
+    "seed": 42,
+    "steps": 20,
+    "cfg": 7.5,
+    "sampler_name": "dpmpp_2m",
+    "scheduler": "karras",
+    "denoise": 0.5,
+}
+
+
+def _widgets_of(api: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in api["2"]["inputs"].items() if not isinstance(v, list)}
+
+
+@pytest.mark.parametrize(
+    "control",
+    ["fixed", "increment", "decrement", "randomize", "increment-wrap", True, False, None],
+)
+def test_a_control_slot_is_skipped_whatever_it_holds(control: Any) -> None:
+    widgets = [42, control, 20, 7.5, "dpmpp_2m", "karras", 0.5]
+    assert _widgets_of(ui_to_api(_sampler_workflow(widgets), SCHEMAS)) == SAMPLER
+
+
+def test_saves_from_before_control_slots_map_one_value_per_widget() -> None:
+    widgets = [42, 20, 7.5, "dpmpp_2m", "karras", 0.5]
+    assert _widgets_of(ui_to_api(_sampler_workflow(widgets), SCHEMAS)) == SAMPLER
+
+
+def test_missing_widget_values_take_the_object_info_defaults_and_extra_ones_are_ignored() -> None:
+    short = _widgets_of(ui_to_api(_sampler_workflow([42, "fixed", 30]), SCHEMAS))
+    assert short == {
+        "seed": 42,
+        "steps": 30,
+        "cfg": 8.0,
+        "sampler_name": "euler",
+        "scheduler": "simple",
+        "denoise": 1.0,
+    }
+    long = [42, "randomize", 20, 7.5, "dpmpp_2m", "karras", 0.5, "stray", 99]
+    assert _widgets_of(ui_to_api(_sampler_workflow(long), SCHEMAS)) == SAMPLER
+    named = _widgets_of(ui_to_api(_sampler_workflow({"seed": 5, "steps": 9}), SCHEMAS))
+    assert named["seed"] == 5 and named["steps"] == 9 and named["cfg"] == 8.0
+
+
+def test_a_node_saved_without_widget_values_gets_every_default() -> None:
+    workflow = _sampler_workflow([42, "fixed", 20, 7.5, "dpmpp_2m", "karras", 0.5])
+    del workflow["nodes"][1]["widgets_values"]
+    del workflow["nodes"][3]["widgets_values"]
+    api = ui_to_api(workflow, SCHEMAS)
+    assert _widgets_of(api) == {
+        "seed": 0,
+        "steps": 20,
+        "cfg": 8.0,
+        "sampler_name": "euler",
+        "scheduler": "simple",
+        "denoise": 1.0,
+    }
+    assert api["4"]["inputs"]["filename_prefix"] == "ComfyUI"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from atelier.api.problems import send_problem
 from atelier.errors import RequestTooLarge
 
 
@@ -47,18 +46,7 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send) -> None:
         error = RequestTooLarge(f"the request body is larger than {self.max_bytes} bytes")
-        body = json.dumps(error.problem()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, error)
 
 
 class _TooLarge(BaseException):

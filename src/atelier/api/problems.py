@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from atelier.errors import PROBLEM_BASE, AtelierError, MalformedJson, ValidationFailed
 
@@ -21,6 +23,17 @@ def problem_response(error: AtelierError, *, headers: dict[str, str] | None = No
     return JSONResponse(
         error.problem(), status_code=error.status, media_type=PROBLEM_JSON, headers=headers
     )
+
+
+async def send_problem(send: Send, error: AtelierError) -> None:
+    """Answer with a problem document straight from ASGI middleware (before any route)."""
+    payload = json.dumps(error.problem(), separators=(",", ":")).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _field(loc: tuple[Any, ...]) -> str:

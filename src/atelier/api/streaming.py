@@ -15,7 +15,8 @@ from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from sse_starlette.sse import EventSourceResponse
 
 from atelier.api.deps import BaseUrl, JobsDep, Owner, RuntimeDep
-from atelier.events import JobEvent
+from atelier.errors import ValidationFailed
+from atelier.events import MAX_EVENT_ID, JobEvent
 from atelier.runtime import Runtime
 
 router = APIRouter(tags=["events"])
@@ -94,9 +95,20 @@ async def _event_stream(
 def _after(last_event_id: str | None, after: int | None) -> int:
     if after is not None:
         return after
-    if last_event_id and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
-    return 0
+    if last_event_id is None or not last_event_id.strip():
+        return 0
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_EVENT_ID):
+        raise ValidationFailed(
+            "Last-Event-ID must be an event id",
+            errors=[{"field": "Last-Event-ID", "reason": f"an integer from 0 to {MAX_EVENT_ID}"}],
+        )
+    return int(text)
+
+
+EventId = Annotated[
+    int | None, Query(ge=0, le=MAX_EVENT_ID, description="Replay events after this id")
+]
 
 
 def _sse(stream: AsyncIterator[JobEvent]) -> EventSourceResponse:
@@ -115,7 +127,7 @@ async def job_events(
     owner: Owner,
     base_url: BaseUrl,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Replay events after this id")] = None,
+    after: EventId = None,
 ) -> EventSourceResponse:
     """Server-Sent Events of one job; reconnect with Last-Event-ID to miss nothing."""
     await jobs.get(job_id, owner=owner, base_url=base_url)  # 404 for unknown jobs
@@ -127,14 +139,19 @@ async def all_events(
     runtime: RuntimeDep,
     owner: Owner,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: EventId = None,
 ) -> EventSourceResponse:
     """Server-Sent Events of every job you may see (every job, for admins)."""
     return _sse(event_stream(runtime, None, _after(last_event_id, after), owner=owner))
 
 
 @router.websocket("/api/v1/jobs/{job_id}/ws")
-async def job_websocket(websocket: WebSocket, job_id: str, owner: Owner, after: int = 0) -> None:
+async def job_websocket(
+    websocket: WebSocket,
+    job_id: str,
+    owner: Owner,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
+) -> None:
     """The same events as /events, one JSON text message each; closes after the end.
     Browsers, which cannot send headers here, may pass the key as ?access_token=."""
     runtime: Runtime = websocket.app.state.runtime

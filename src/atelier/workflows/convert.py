@@ -4,7 +4,8 @@ The editor saves ``{"nodes": [...], "links": [...]}``: each node has a ``type``,
 socket ``inputs`` (with link ids), and ``widgets_values``, the values of its widgets in
 the order the node declares its widget inputs in ``/object_info``. Like the editor's own
 "graphToPrompt", this maps widget values to input names (skipping the hidden
-"control_after_generate" value the editor stores after seed-like inputs), follows links
+"control_after_generate" slots the editor stores after seed-like inputs, whatever they
+hold, and giving widgets without a saved value their ``/object_info`` default), follows links
 through Reroute nodes, replaces PrimitiveNode links by the primitive's value, drops muted
 nodes (mode 2), passes bypassed nodes (mode 4) through (an output is replaced by the
 node's first input of the same type), flattens subgraphs (inner nodes get ids
@@ -24,7 +25,7 @@ from atelier.workflows.schemas import InputSpec, inputs_of, node_info
 JsonDict = dict[str, Any]
 
 NOTE_TYPES = frozenset({"Note", "MarkdownNote", "PrimitiveNode", "Reroute"})
-CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize", "increment-wrap"})
 WIDGET_LINK_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 MUTED, BYPASSED = 2, 4
 MAX_DEPTH = 64
@@ -201,7 +202,7 @@ class _Converter:
                 source = self.resolve(scope, socket["link"])
             if source is not None:
                 inputs[spec.name] = _value(source)
-            elif spec.name in widgets:
+            elif widgets.get(spec.name) is not None:
                 inputs[spec.name] = widgets[spec.name]
         for name, socket in sockets.items():  # dynamic inputs the schema does not list
             if name not in declared and socket.get("link") is not None:
@@ -223,21 +224,74 @@ def _value(source: Source) -> Any:
 
 
 def _widget_values(node: JsonDict, specs: list[InputSpec]) -> JsonDict:
-    """Map the node's ``widgets_values`` to its widget inputs' names."""
+    """Every widget input's value, as the editor would send it.
+
+    The editor builds one widget per widget input, in declaration order, plus hidden
+    ones after each input with a "control after generate" combo (one slot for numbers,
+    two for combos: the mode and a filter list). Loading a save assigns
+    ``widgets_values`` to those widgets by position, whatever a hidden slot holds
+    (``"randomize"``, or the legacy ``true`` of the default graph); a widget with no
+    saved value keeps its default from ``/object_info``; extra values are ignored.
+    Saves from before the hidden widgets existed have no such slots: a list exactly as
+    long as the visible widgets, with no control value where a slot would be, is read
+    that way.
+    """
     raw = node.get("widgets_values")
     if isinstance(raw, dict):
-        return {s.name: raw[s.name] for s in specs if s.name in raw}
-    values = list(raw or [])
-    mapped: JsonDict = {}
+        return {s.name: raw[s.name] if s.name in raw else default_value(s) for s in specs}
+    values = list(raw) if isinstance(raw, list) else []
+    layout = _slots(specs, with_controls=not _predates_controls(values, specs))
+    return {
+        spec.name: values[index] if index < len(values) else default_value(spec)
+        for spec, index in layout
+    }
+
+
+def _is_control_value(value: Any) -> bool:
+    """What the editor has stored in a control slot over the years: a mode name, or a
+    boolean (the first "randomize" toggle), or nothing."""
+    return (
+        value is None
+        or isinstance(value, bool)
+        or (isinstance(value, str) and value in CONTROL_VALUES)
+    )
+
+
+def _control_slots(spec: InputSpec) -> int:
+    if not spec.has_control_widget:
+        return 0
+    return 2 if spec.kind == "COMBO" else 1
+
+
+def _slots(specs: list[InputSpec], *, with_controls: bool) -> list[tuple[InputSpec, int]]:
+    layout: list[tuple[InputSpec, int]] = []
     index = 0
     for spec in specs:
-        if index >= len(values):
-            break
-        mapped[spec.name] = values[index]
-        index += 1
-        if spec.has_control_widget and index < len(values) and values[index] in CONTROL_VALUES:
-            index += 1
-    return mapped
+        layout.append((spec, index))
+        index += 1 + (_control_slots(spec) if with_controls else 0)
+    return layout
+
+
+def _predates_controls(values: list[Any], specs: list[InputSpec]) -> bool:
+    if not any(_control_slots(s) for s in specs) or len(values) != len(specs):
+        return False
+    return not any(
+        index + 1 < len(values) and _is_control_value(values[index + 1])
+        for spec, index in _slots(specs, with_controls=True)
+        if _control_slots(spec)
+    )
+
+
+def default_value(spec: InputSpec) -> Any:
+    """The value the editor gives a new widget of this input."""
+    if "default" in spec.options:
+        return spec.options["default"]
+    if spec.kind == "COMBO":
+        return spec.choices[0] if spec.choices else None
+    if spec.kind in ("INT", "FLOAT"):
+        low = spec.options.get("min")
+        return low if isinstance(low, int | float) and low > 0 else 0
+    return {"STRING": "", "BOOLEAN": False}.get(spec.kind)
 
 
 def _input_for(inputs: list[JsonDict], definition: JsonDict, slot: int) -> JsonDict | None:

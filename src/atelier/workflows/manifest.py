@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from atelier import documents
 from atelier.errors import WorkflowInvalid
 from atelier.workflows import convert
 
@@ -145,6 +146,9 @@ def parse_text(text: str, *, source: str) -> JsonDict:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader without aliases
     except yaml.YAMLError as exc:
         raise WorkflowInvalid([{"field": source, "reason": f"not valid YAML/JSON: {exc}"}]) from exc
+    except RecursionError as exc:
+        raise WorkflowInvalid([{"field": source, "reason": "nested too deeply"}]) from exc
+    documents.check_document(data)
     if not isinstance(data, dict):
         raise WorkflowInvalid([{"field": source, "reason": "a manifest must be a mapping"}])
     return data

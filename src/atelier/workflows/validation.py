@@ -64,9 +64,75 @@ def check_structure(graph: Any, *, max_nodes: int) -> dict[str, dict[str, Any]]:
                     )
             fixed[name] = value
         normalized[str(node_id)] = {**node, "inputs": fixed}
+    problems.extend(_path_problems(normalized))
+    if not problems:
+        problems.extend(_cycle_problems(normalized))
     if problems:
         raise GraphInvalid(problems)
     return normalized
+
+
+PATH_INPUTS = frozenset({"filename_prefix"})
+
+
+def _path_problems(graph: dict[str, dict[str, Any]]) -> list[Problem]:
+    """Output names must stay inside ComfyUI's output folder (ComfyUI refuses them only
+    when the node runs, after the GPU time before it was spent)."""
+    problems: list[Problem] = []
+    for node_id, node in graph.items():
+        for name, value in node["inputs"].items():
+            if name in PATH_INPUTS and isinstance(value, str) and _escapes_folder(value):
+                problems.append(
+                    _problem(
+                        node_id,
+                        name,
+                        "must be a relative path inside the output folder "
+                        "(no '..', no absolute path, no NUL)",
+                        node["class_type"],
+                    )
+                )
+    return problems
+
+
+def _escapes_folder(path: str) -> bool:
+    parts = path.replace("\\", "/").split("/")
+    return (
+        "\x00" in path
+        or path.startswith(("/", "\\"))
+        or (len(path) > 1 and path[0].isalpha() and path[1] == ":")  # a Windows drive
+        or ".." in parts
+    )
+
+
+def _cycle_problems(graph: dict[str, dict[str, Any]]) -> list[Problem]:
+    """ComfyUI executes a graph in dependency order; a cycle (a node linked to itself
+    included) has none. Iterative, so a long chain cannot exhaust the stack."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in graph:
+        if start in state:
+            continue
+        path: list[tuple[str, list[tuple[str, str]]]] = [(start, _links_of(graph[start]))]
+        state[start] = 1
+        while path:
+            node_id, pending = path[-1]
+            if not pending:
+                state[node_id] = 2
+                path.pop()
+                continue
+            name, source = pending.pop()
+            if state.get(source) == 1:
+                cycle = [n for n, _ in path[[n for n, _ in path].index(source) :]]
+                shown = " -> ".join([*cycle, source])
+                reason = f"links into a cycle ({shown}); a graph must have no cycles"
+                return [_problem(node_id, name, reason, graph[node_id]["class_type"])]
+            if source not in state:
+                state[source] = 1
+                path.append((source, _links_of(graph[source])))
+    return []
+
+
+def _links_of(node: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(name, str(v[0])) for name, v in node["inputs"].items() if _is_link(v)]
 
 
 def check_against_schemas(
