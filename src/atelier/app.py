@@ -9,12 +9,14 @@ from fastapi import Depends, FastAPI
 
 from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
+from atelier.api import operations as operations_api
 from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
 from atelier.api.limits import BodySizeLimit
 from atelier.api.security import AuditTrail, authenticate
 from atelier.runtime import start_runtime, stop_runtime
 from atelier.settings import Settings
+from atelier.telemetry.metrics import Metrics, RequestMetrics
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,9 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await start_runtime(settings)
         app.state.runtime = runtime
+        app.state.metrics.start(runtime)
         try:
             yield
         finally:
+            await app.state.metrics.stop()
             await stop_runtime(runtime)
 
     app = FastAPI(
@@ -37,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(authenticate)],  # keys, scopes, limits: every /api/v1 route
     )
     problems.install(app)
+    app.state.metrics = Metrics()  # one registry per app (docs/OPERATIONS.md)
+    app.include_router(operations_api.router)  # GET /metrics, GET /api/v1/health
     for module in (system, jobs, streaming, artifacts):
         app.include_router(module.router)
     for module in (admin, webhooks):
@@ -47,4 +53,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)  # problem+json answers in the document: wraps the above, so last
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: every answer
     return app

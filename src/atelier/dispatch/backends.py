@@ -59,6 +59,7 @@ class Backend:
     running: set[str] = field(default_factory=set)
     last_checkpoint: str | None = None
     busy_since: float | None = None
+    model_loads: int = 0  # jobs sent here with another checkpoint than the last one
 
     @property
     def accepts_work(self) -> bool:
