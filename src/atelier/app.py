@@ -14,6 +14,7 @@ from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
 from atelier.api.limits import BodySizeLimit
 from atelier.api.security import AuditTrail, authenticate
+from atelier.api.strict_query import reject_unknown_query
 from atelier.runtime import start_runtime, stop_runtime
 from atelier.settings import Settings
 from atelier.telemetry.metrics import Metrics, RequestMetrics
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="A production job API for ComfyUI: durable jobs, honest progress, real files.",
         lifespan=lifespan,
-        dependencies=[Depends(authenticate)],  # keys, scopes, limits: every /api/v1 route
+        # keys, scopes, limits; then unknown query parameters are a 400: every /api/v1 route
+        dependencies=[Depends(authenticate), Depends(reject_unknown_query)],
     )
     problems.install(app)
     app.state.metrics = Metrics()  # one registry per app (docs/OPERATIONS.md)

@@ -146,6 +146,11 @@ class JobView(BaseModel):
     params: dict[str, Any] | None = Field(
         None, description="Every parameter as resolved (the seed drawn, input artifact ids)"
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Why this answer may surprise: no backend can take the job now, or "
+        "Prefer: wait was cut to the server's cap (also in the Atelier-Warning header).",
+    )
 
 
 class JobPage(BaseModel):
