@@ -60,6 +60,8 @@ class Backend:
     last_checkpoint: str | None = None
     busy_since: float | None = None
     model_loads: int = 0  # jobs sent here with another checkpoint than the last one
+    # Measured seconds per node class (samplers: per step), for progress weights and ETAs.
+    node_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def accepts_work(self) -> bool:
