@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from atelier import logs
 from atelier.comfyui import messages as m
 from atelier.comfyui.client import ComfySocket
 from atelier.comfyui.messages import HistoryEntry
@@ -87,6 +88,12 @@ class JobRunner:
         return self.attempt.job_id
 
     async def run(self) -> None:
+        with logs.job_context(
+            job_id=self.job_id, attempt=self.attempt.number, backend=self.backend.name
+        ):
+            await self._run_logged()
+
+    async def _run_logged(self) -> None:
         try:
             await self._run()
         except BackendLost as lost:
