@@ -42,10 +42,10 @@ def main() -> None:
     try:
         app()
     except httpx.TransportError as exc:  # the server is down or the URL is wrong: one line
-        url = os.environ.get("ATELIER_URL", DEFAULT_URL)
         err.print(
-            f"[red]error:[/red] cannot reach Atelier ({type(exc).__name__}: {exc}); "
-            f"is `atelier serve` running at the --url / ATELIER_URL you gave (default {url})?"
+            f"[red]error:[/red] cannot reach Atelier ({type(exc).__name__}: {exc}); is "
+            f"`atelier serve` running there? (--url or ATELIER_URL, default {DEFAULT_URL})",
+            soft_wrap=True,
         )
         raise SystemExit(1) from None
 
@@ -143,7 +143,7 @@ def _client(url: str):  # type: ignore[no-untyped-def]
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
     return typer.Exit(code=1)
 
 
