@@ -9,13 +9,16 @@ from fastapi import Depends, FastAPI
 
 from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
+from atelier.api import operations as operations_api
 from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
 from atelier.api.bodies import JsonBodyGuard
 from atelier.api.limits import BodySizeLimit
 from atelier.api.security import AuditTrail, authenticate
+from atelier.api.strict_query import reject_unknown_query
 from atelier.runtime import start_runtime, stop_runtime
 from atelier.settings import Settings
+from atelier.telemetry.metrics import Metrics, RequestMetrics
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,9 +28,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await start_runtime(settings)
         app.state.runtime = runtime
+        app.state.metrics.start(runtime)
         try:
             yield
         finally:
+            await app.state.metrics.stop()
             await stop_runtime(runtime)
 
     app = FastAPI(
@@ -35,9 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="A production job API for ComfyUI: durable jobs, honest progress, real files.",
         lifespan=lifespan,
-        dependencies=[Depends(authenticate)],  # keys, scopes, limits: every /api/v1 route
+        # keys, scopes, limits; then unknown query parameters are a 400: every /api/v1 route
+        dependencies=[Depends(authenticate), Depends(reject_unknown_query)],
     )
     problems.install(app)
+    app.state.metrics = Metrics()  # one registry per app (docs/OPERATIONS.md)
+    app.include_router(operations_api.router)  # GET /metrics, GET /api/v1/health
     for module in (system, jobs, streaming, artifacts):
         app.include_router(module.router)
     for module in (admin, webhooks):
@@ -49,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuditTrail)
     app.add_middleware(JsonBodyGuard, max_depth=settings.max_json_depth)  # inside the size limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: every answer
     return app

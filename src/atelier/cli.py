@@ -7,9 +7,11 @@ server's address from ``--url`` or ``ATELIER_URL``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
+import mimetypes
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,9 +19,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
-from atelier import __version__
+from atelier import __version__, logs
 from atelier.auth.cli import keys_app
 
 app = typer.Typer(help="Atelier: a production job API for ComfyUI.", no_args_is_help=True)
@@ -35,7 +37,17 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def main() -> None:
-    app()
+    import httpx
+
+    try:
+        app()
+    except httpx.TransportError as exc:  # the server is down or the URL is wrong: one line
+        err.print(
+            f"[red]error:[/red] cannot reach Atelier ({type(exc).__name__}: {exc}); is "
+            f"`atelier serve` running there? (--url or ATELIER_URL, default {DEFAULT_URL})",
+            soft_wrap=True,
+        )
+        raise SystemExit(1) from None
 
 
 @app.command()
@@ -59,7 +71,10 @@ def serve(
         str | None, typer.Option(help="SQLAlchemy URL (default SQLite).")
     ] = None,
     demo: Annotated[bool, typer.Option(help="Start a fake ComfyUI in-process.")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="text, or json: one object per line (docs/OPERATIONS.md)")
+    ] = None,
 ) -> None:
     """Start the API server (SQLite and local files unless told otherwise)."""
     import uvicorn
@@ -74,15 +89,21 @@ def serve(
         backends=backend,
         database_url=database_url,
         demo=demo,
+        log_level=log_level,
+        log_format=log_format,
     )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     console.print(
         f"[bold]Atelier {__version__}[/bold] on http://{settings.host}:{settings.port} "
         f"(data: {settings.data_dir.resolve()}, docs: /docs)"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # logs.configure above: one format for every line
+    )
 
 
 @app.command("fake-comfyui")
@@ -122,43 +143,92 @@ def _client(url: str):  # type: ignore[no-untyped-def]
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
     return typer.Exit(code=1)
 
 
 @app.command()
 def submit(
-    graph: Annotated[Path, typer.Option(help="A ComfyUI API-format graph (JSON file).")],
+    graph: Annotated[
+        Path | None, typer.Option(help="A ComfyUI graph (JSON file, API or UI format).")
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option(help="Run a workflow template by name instead.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="A workflow parameter, name=value (repeatable); name=@file for images."),
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="A named preset of the workflow.")] = None,
     priority: Annotated[int, typer.Option()] = 0,
     wait: Annotated[bool, typer.Option(help="Follow the job until it ends.")] = False,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
-    """Submit a graph; prints the job id (or follows it with --wait)."""
+    """Submit a graph or a workflow; prints the job id (or follows it with --wait)."""
     from atelier.client import AtelierError
 
+    if (graph is None) == (workflow is None):
+        raise _fail(ValueError("give --graph FILE or --workflow NAME (with --param k=v)"))
+    body: Any = None
+    params: dict[str, Any] = {}
     try:
-        body = json.loads(graph.read_text())
+        if graph is not None:
+            body = json.loads(graph.read_text())
+            if isinstance(body, dict) and isinstance(body.get("prompt"), dict):
+                body = body["prompt"]  # a saved POST /prompt body
+        params = dict(_param(item) for item in param or [])
     except (OSError, ValueError) as exc:
         raise _fail(exc) from exc
-    if isinstance(body, dict) and "prompt" in body and isinstance(body["prompt"], dict):
-        body = body["prompt"]  # a saved POST /prompt body
     with _client(url) as client:
         try:
-            job = client.submit(body, priority=priority)
+            if workflow is not None:
+                job = client.submit(
+                    workflow=workflow, params=params, preset=preset, priority=priority
+                )
+            else:
+                job = client.submit(body, priority=priority)
         except AtelierError as exc:
             for problem in exc.problem.get("errors", []):
-                where = f"node {problem.get('node_id')} {problem.get('input') or ''}".strip()
+                where = problem.get("field") or (
+                    f"node {problem.get('node_id')} {problem.get('input') or ''}".strip()
+                )
                 err.print(f"  {where}: {problem.get('reason')}")
             raise _fail(exc) from exc
         console.print(job["id"])
+        for warning in job.get("warnings") or []:
+            err.print(f"[yellow]warning:[/yellow] {warning}")
         if wait:
             _watch(client, job["id"])
 
 
+def _param(item: str) -> tuple[str, Any]:
+    """name=value: numbers, true/false, null and JSON lists/objects are read as JSON,
+    anything else is a string; name=@path sends the file (an image) as a data: URI."""
+    name, sep, text = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--param {item!r} is not name=value")
+    if text.startswith("@"):
+        path = Path(text[1:])
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return name, f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+    if text in ("true", "false", "null") or (text[:1] in "[{-0123456789" and text):
+        try:
+            return name, json.loads(text)
+        except ValueError:
+            pass
+    return name, text
+
+
 @app.command()
 def watch(job_id: str, url: UrlOption = DEFAULT_URL) -> None:
-    """Follow a job with a progress bar until it ends."""
+    """Follow a job with a progress bar until it ends (a job id or a ComfyUI prompt id)."""
+    from atelier.client import AtelierError
+
     with _client(url) as client:
+        try:
+            job_id = client.job(job_id)["id"]  # an unknown id is one line, not a bar
+        except AtelierError as exc:
+            raise _fail(exc) from exc
         _watch(client, job_id)
 
 
@@ -179,9 +249,13 @@ def _watch(client: Any, job_id: str) -> None:
             for event in client.events(job_id):
                 data = event.get("data", {})
                 if event["type"] == "progress":
-                    node = f"node {data.get('node')} {data.get('node_type') or ''}"
-                    if data.get("max"):
-                        node += f" step {data.get('step')}/{data.get('max')}"
+                    node = data.get("stage") or f"node {data.get('node')}"
+                    node += f" ({data.get('node_type') or '?'})"
+                    max_steps = data.get("max_steps", data.get("max"))
+                    if max_steps:
+                        node += f" step {data.get('step')}/{max_steps}"
+                    if data.get("eta_seconds") is not None:
+                        node += f", about {data['eta_seconds']:.0f}s left"
                     bar.update(task, completed=data.get("progress", 0), node=node)
                 elif "status" in data:
                     status = data["status"]
@@ -193,7 +267,9 @@ def _watch(client: Any, job_id: str) -> None:
     job = client.job(job_id)
     console.print(f"job {job_id}: [bold]{job['status']}[/bold]")
     for output in job["outputs"]:
-        console.print(f"  {output['kind']:<6} {output['filename']}  {output['url']}")
+        size = f" {output['width']}x{output['height']}" if output.get("width") else ""
+        console.print(f"  {output['kind']} {output['filename']}{size}", soft_wrap=True)
+        typer.echo(output["url"])  # alone on its line, never wrapped: easy to copy or pipe
     if job.get("error"):
         error = job["error"]
         console.print(f"  [red]{error['type']}[/red]: {error['message']}")
@@ -215,7 +291,11 @@ def list_jobs(
             page = client.jobs(status=status, limit=limit)
         except AtelierError as exc:
             raise _fail(exc) from exc
-    table = Table("id", "status", "progress", "backend", "created", "outputs")
+    # An id is for copying: never cut or folded, whatever the terminal's width.
+    table = Table(
+        Column("id", no_wrap=True, min_width=36), "status", "progress", "backend", "created"
+    )
+    table.add_column("outputs")
     for job in page["items"]:
         table.add_row(
             job["id"],

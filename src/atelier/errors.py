@@ -3,6 +3,7 @@
     AtelierError                      500 internal
     ├── InvalidRequest                400 invalid-request (field, reason)
     │   ├── MalformedJson             400 malformed-json
+    │   ├── UnknownQueryParameter     400 unknown-query-parameter (errors: [{field, reason}])
     │   ├── ValidationFailed          422 validation-failed (errors: [{field, reason}])
     │   ├── GraphInvalid              422 graph-invalid (errors: [{node_id, input, reason}])
     │   ├── CapabilityMissing         422 capability-missing (missing, backends)
@@ -99,6 +100,13 @@ class MalformedJson(InvalidRequest):
 
     slug = "malformed-json"
     title = "Malformed JSON"
+
+
+class UnknownQueryParameter(InvalidRequest):
+    """The request has a query parameter this route does not take."""
+
+    slug = "unknown-query-parameter"
+    title = "Unknown query parameter"
 
 
 class ValidationFailed(InvalidRequest):

@@ -9,6 +9,7 @@ publisher; it then resyncs from the table, which holds every event.
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
+        self.published: collections.Counter[str] = collections.Counter()  # by type, for /metrics
 
     @asynccontextmanager
     async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:
@@ -70,6 +72,7 @@ class EventBus:
             self._subscriptions.discard(subscription)
 
     def publish(self, event: JobEvent) -> None:
+        self.published[event.type] += 1
         for subscription in self._subscriptions:
             if subscription.job_id not in (None, event.job_id):
                 continue

@@ -46,11 +46,10 @@ async def start_runtime(settings: Settings) -> Runtime:
     extras: list[Any] = []
     backends = list(settings.backends)
     if settings.demo:
-        from atelier.testing import FakeComfyUI  # only --demo imports the fake
+        from atelier.testing.demo import demo_comfyui  # only --demo imports the fake
 
-        fake = FakeComfyUI(
-            root_dir=settings.data_dir / "demo-comfyui", step_time=settings.demo_step_time
-        )
+        # Every built-in workflow runs on it (AnimateDiff as a simulated custom node).
+        fake = demo_comfyui(settings.data_dir / "demo-comfyui", step_time=settings.demo_step_time)
         await fake.start()
         extras.append(fake)
         backends.append(f"demo={fake.url}")

@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         default=100, gt=0, description="Standing webhook subscriptions per owner."
     )
 
+    # Metrics and logs (docs/OPERATIONS.md).
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text for a terminal; json: one object per line, with job_id, attempt "
+        "and backend on every line about a job.",
+    )
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+
     # Fake ComfyUI for --demo.
     demo_step_time: float = Field(
         default=0.05, ge=0, description="--demo: seconds per simulated sampler step."

@@ -15,7 +15,7 @@ from atelier.jobs.stats import house_stats
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
-Scope = Literal["admin", "submit", "read"]
+Scope = Literal["admin", "submit", "read", "metrics"]
 
 
 class KeyCreate(BaseModel):
@@ -24,7 +24,7 @@ class KeyCreate(BaseModel):
     name: str = Field(
         pattern=OWNER_NAME.pattern, description="The owner: keys with one name share jobs."
     )
-    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    scopes: list[Scope] = Field(min_length=1, max_length=4)
     rate_limit: int | None = Field(None, ge=0, le=1_000_000, description="Requests/minute")
     max_queued: int | None = Field(None, ge=0, le=1_000_000_000)
     max_running: int | None = Field(None, ge=0, le=1_000_000)

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Header, Query, Response, status
 from atelier.api.deps import BaseUrl, Creator, JobsDep, Owner, RuntimeDep
 from atelier.api.idempotency import IdempotencyKey, idempotent
 from atelier.errors import InvalidRequest
+from atelier.jobs import lookup
 from atelier.jobs.service import JobsService
 from atelier.jobs.views import JobCreate, JobPage, JobView
 from atelier.runtime import Runtime
+from atelier.telemetry import health
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -66,12 +68,32 @@ async def accept(
         replay=lambda job_id: jobs.get(job_id, owner=owner, base_url=base_url),
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    wait = _wait_seconds(prefer, runtime.settings.max_wait_seconds)
+    asked, wait = _wait_seconds(prefer, runtime.settings.max_wait_seconds)
     if wait:
         job = await jobs.wait(job.id, wait, owner=owner, base_url=base_url)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
         if job.status in ("completed", "failed", "cancelled"):
             response.status_code = status.HTTP_200_OK
+    notes = []
+    if asked > wait:
+        notes.append(
+            f"Prefer: wait={asked:g} is beyond this server's cap; waited {wait:g} seconds "
+            "(ATELIER_MAX_WAIT_SECONDS)"
+        )
+    return _with_warnings(job, runtime, response, notes)
+
+
+def _with_warnings(
+    job: JobView, runtime: Runtime, response: Response, notes: list[str] | None = None
+) -> JobView:
+    """Say in the answer what the log would otherwise be alone to say: a queued job no
+    backend can take now, a wait that was cut short (docs/OPERATIONS.md)."""
+    warnings = list(notes or [])
+    if job.status == "queued":
+        warnings.extend(health.capacity_warnings(runtime))
+    if warnings:
+        response.headers["Atelier-Warning"] = "; ".join(warnings)
+        job = job.model_copy(update={"warnings": warnings})
     return job
 
 
@@ -111,8 +133,17 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", operation_id="get_job")
-async def get_job(job_id: str, jobs: JobsDep, owner: Owner, base_url: BaseUrl) -> JobView:
-    return await jobs.get(job_id, owner=owner, base_url=base_url)
+async def get_job(
+    job_id: str,
+    jobs: JobsDep,
+    runtime: RuntimeDep,
+    owner: Owner,
+    base_url: BaseUrl,
+    response: Response,
+) -> JobView:
+    """A job by its id, or by the ComfyUI prompt_id of any of its attempts."""
+    job = await lookup.get_job(jobs, job_id, owner=owner, base_url=base_url)
+    return _with_warnings(job, runtime, response)
 
 
 @router.post("/{job_id}/cancel", operation_id="cancel_job")
@@ -134,8 +165,10 @@ async def delete_job(job_id: str, jobs: JobsDep, owner: Owner) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _wait_seconds(prefer: str | None, cap: float) -> float:
-    if not prefer:
-        return 0.0
-    match = _WAIT.search(prefer)
-    return min(float(match.group(1)), cap) if match else 0.0
+def _wait_seconds(prefer: str | None, cap: float) -> tuple[float, float]:
+    """(seconds asked for, seconds granted)."""
+    match = _WAIT.search(prefer) if prefer else None
+    if match is None:
+        return 0.0, 0.0
+    asked = float(match.group(1))
+    return asked, min(asked, cap)

@@ -2,8 +2,9 @@
 
 ``authenticate`` is an application-wide dependency: it runs once per request (FastAPI
 caches it, so routes that take ``Caller`` get the same object), for every router,
-including ones added later. /health, /ready, / and the docs are not under /api/v1 and
-stay open. ``AuditTrail`` records what keyed admins change, after the answer is known.
+including ones added later, and for GET /metrics (scope ``metrics`` or ``admin``).
+/health, /ready, / and the docs are not under /api/v1 and stay open. ``AuditTrail``
+records what keyed admins change, after the answer is known.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atelier.auth.caller import (
     ANONYMOUS,
+    METRICS_PATH,
     READ,
     Caller,
     artifact_id,
@@ -68,7 +70,7 @@ async def authenticate(connection: HTTPConnection) -> Caller:
 
 async def _authenticate(connection: HTTPConnection) -> Caller:
     path = connection.url.path
-    if not path.startswith(API):
+    if not path.startswith(API) and path != METRICS_PATH:
         return ANONYMOUS
     runtime: Any = connection.app.state.runtime
     security = runtime.security

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from atelier import __version__
 from atelier.api.deps import RuntimeDep
+from atelier.telemetry.health import capacity_warnings
 
 router = APIRouter(tags=["system"])
 
@@ -43,7 +44,12 @@ async def service_info(runtime: RuntimeDep) -> dict[str, Any]:
         "backends": len(runtime.pool.backends),
         "backends_up": runtime.pool.up_count,
         "docs": "/docs",
+        "health": "/api/v1/health",
+        "metrics": "/metrics",
     }
+    warnings = capacity_warnings(runtime)
+    if warnings:
+        info["warnings"] = warnings
     if runtime.settings.demo:
         info["notice"] = (
             "DEMO MODE: jobs run on a built-in fake ComfyUI that simulates models; "

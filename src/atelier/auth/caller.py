@@ -2,7 +2,8 @@
 
 Scopes nest: ``admin`` may do everything (other owners' jobs too, keys, backends,
 workflow changes), ``submit`` creates and manages its owner's jobs and may read them,
-``read`` reads its owner's jobs and artifacts. The rules below are the one place that
+``read`` reads its owner's jobs and artifacts. ``metrics`` (outside the nesting) may
+only scrape ``GET /metrics``, which admins may too. The rules below are the one place that
 says which scope a route needs, so routers added later are covered by default (reads
 need ``read``, writes need ``submit``) and only the exceptions are listed.
 """
@@ -13,7 +14,9 @@ import re
 from dataclasses import dataclass, field
 
 ADMIN, SUBMIT, READ = "admin", "submit", "read"
-SCOPES = (ADMIN, SUBMIT, READ)
+METRICS = "metrics"  # GET /metrics only: a key for Prometheus that can read no job
+SCOPES = (ADMIN, SUBMIT, READ, METRICS)
+METRICS_PATH = "/metrics"
 
 OWNER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -54,6 +57,8 @@ class Caller:
             return SUBMIT in self.scopes
         if required == READ:
             return bool(self.scopes & {READ, SUBMIT})
+        if required == METRICS:
+            return METRICS in self.scopes
         return False
 
 
@@ -77,6 +82,8 @@ _ARTIFACT = re.compile(r"^/api/v1/artifacts/([^/]+)/?$")
 
 
 def required_scope(method: str, path: str) -> str:
+    if path == METRICS_PATH:
+        return METRICS
     if any(rule.match(path) for rule in _ADMIN_ROUTES):
         return ADMIN
     if method in ("GET", "HEAD", "OPTIONS"):

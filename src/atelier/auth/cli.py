@@ -52,7 +52,7 @@ def _run(database_url: str | None, data_dir: Path | None, work: Callable[[Any], 
 @keys_app.command("create")
 def create(
     name: Annotated[str, typer.Option(help="The owner: keys with one name share jobs.")],
-    scope: Annotated[list[str], typer.Option(help="admin, submit or read (repeatable).")],
+    scope: Annotated[list[str], typer.Option(help="admin, submit, read or metrics (repeatable).")],
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
     max_queued: Annotated[int | None, typer.Option(help="Queued jobs at most.")] = None,
     max_running: Annotated[int | None, typer.Option(help="Running jobs at most.")] = None,

@@ -47,19 +47,28 @@ class AtelierClient:
 
     def submit(
         self,
-        graph: dict[str, Any],
+        graph: dict[str, Any] | None = None,
         *,
+        workflow: str | None = None,
+        params: dict[str, Any] | None = None,
+        preset: str | None = None,
         priority: int = 0,
         metadata: dict[str, Any] | None = None,
         labels: dict[str, str] | None = None,
         wait: float | None = None,
     ) -> dict[str, Any]:
-        body = {
-            "graph": graph,
+        """A raw graph, or a workflow template by name with its params (and preset)."""
+        body: dict[str, Any] = {
             "priority": priority,
             "metadata": metadata or {},
             "labels": labels or {},
         }
+        if workflow is not None:
+            body.update(workflow=workflow, params=params or {})
+            if preset is not None:
+                body["preset"] = preset
+        else:
+            body["graph"] = graph
         headers = {"Prefer": f"wait={wait:g}"} if wait else {}
         timeout = (wait or 0) + 30.0
         result: dict[str, Any] = self._call(

@@ -93,6 +93,8 @@ class JobRow(Base):
     current_node_type: Mapped[str | None] = mapped_column(String(255), default=None)
     step: Mapped[int | None] = mapped_column(Integer, default=None)
     max_steps: Mapped[int | None] = mapped_column(Integer, default=None)
+    stage: Mapped[str | None] = mapped_column(String(64), default=None)  # 0004_h10_progress
+    eta_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime]
     queued_at: Mapped[datetime]

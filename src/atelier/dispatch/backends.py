@@ -59,6 +59,9 @@ class Backend:
     running: set[str] = field(default_factory=set)
     last_checkpoint: str | None = None
     busy_since: float | None = None
+    model_loads: int = 0  # jobs sent here with another checkpoint than the last one
+    # Measured seconds per node class (samplers: per step), for progress weights and ETAs.
+    node_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def accepts_work(self) -> bool:

@@ -68,6 +68,8 @@ class JobLedger:
                 current_node_type=None,
                 step=None,
                 max_steps=None,
+                stage=None,
+                eta_seconds=None,
             )
             if not claimed:
                 return None
@@ -124,7 +126,9 @@ class JobLedger:
                     current_node=snapshot.get("node"),
                     current_node_type=snapshot.get("node_type"),
                     step=snapshot.get("step"),
-                    max_steps=snapshot.get("max"),
+                    max_steps=snapshot.get("max_steps", snapshot.get("max")),
+                    stage=snapshot.get("stage"),
+                    eta_seconds=snapshot.get("eta_seconds"),
                 ):
                     current.add(job_id)
             for job_id, _attempt, snapshot in batch:
@@ -145,6 +149,8 @@ class JobLedger:
                 progress=1.0,
                 current_node=None,
                 current_node_type=None,
+                stage=None,
+                eta_seconds=None,
                 finished_at=now,
                 error=None,
             )
@@ -250,6 +256,8 @@ class JobLedger:
                 current_node_type=None,
                 step=None,
                 max_steps=None,
+                stage=None,
+                eta_seconds=None,
             )
             await unit.emit(
                 job_id,

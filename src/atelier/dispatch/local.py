@@ -173,6 +173,8 @@ class LocalDispatcher:
             job.backend = backend_name
             backend = self.pool.get(backend_name)
             if backend is not None and job.checkpoint is not None:
+                if backend.last_checkpoint != job.checkpoint:
+                    backend.model_loads += 1
                 backend.last_checkpoint = job.checkpoint
             self._start_runner(job, attempt_id, job.attempt + 1, reattach=False)
             started += 1

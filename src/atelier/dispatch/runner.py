@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from atelier import logs
 from atelier.comfyui import messages as m
 from atelier.comfyui.client import ComfySocket
 from atelier.comfyui.messages import HistoryEntry
@@ -26,7 +27,7 @@ from atelier.dispatch.backends import Backend, BackendPool
 from atelier.dispatch.inputs import prepare_inputs
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.outputs import collect_outputs
-from atelier.dispatch.progress import ProgressTracker
+from atelier.dispatch.progress import ProgressTracker, learn
 from atelier.errors import BackendProtocolError, BackendUnavailable, PromptRejected
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
@@ -73,7 +74,7 @@ class JobRunner:
         self.settings = settings
         self.cancel = asyncio.Event()
         self._cancel_sent = False
-        self._tracker = ProgressTracker(attempt.graph, backend.object_info)
+        self._tracker = ProgressTracker(attempt.graph, backend.object_info, backend.node_seconds)
         self._last_progress_at = 0.0
         self._contact = time.monotonic()
         # Pipelined prompts wait in ComfyUI's queue; until ComfyUI starts one, it can
@@ -87,6 +88,12 @@ class JobRunner:
         return self.attempt.job_id
 
     async def run(self) -> None:
+        with logs.job_context(
+            job_id=self.job_id, attempt=self.attempt.number, backend=self.backend.name
+        ):
+            await self._run_logged()
+
+    async def _run_logged(self) -> None:
         try:
             await self._run()
         except BackendLost as lost:
@@ -190,6 +197,7 @@ class JobRunner:
                 self.started = True
                 await self.ledger.execution_started(self.job_id, self.attempt.attempt_id)
             if isinstance(message, m.Executing) and message.data.node is None:
+                self._tracker.end()
                 entry = await self._confirm()
                 if entry is not None:
                     return entry
@@ -237,14 +245,16 @@ class JobRunner:
             delay = min(delay * 2, 0.5)
         return None
 
-    async def _report_progress(self) -> None:
+    async def _report_progress(self, *, stage: str | None = None) -> None:
         # At most one progress event per progress_interval: each is a row and a message
-        # to every subscriber, and a sampler can report hundreds of steps a second.
+        # to every subscriber, and a sampler can report hundreds of steps a second. A
+        # stage change always goes out (the last step/max of a job is written with it).
         now = time.monotonic()
-        if now - self._last_progress_at < self.settings.progress_interval:
+        if stage is None and now - self._last_progress_at < self.settings.progress_interval:
             return
         self._last_progress_at = now
-        await self.ledger.progress(self.job_id, self.attempt.attempt_id, self._tracker.snapshot())
+        snapshot = self._tracker.snapshot(stage)
+        await self.ledger.progress(self.job_id, self.attempt.attempt_id, snapshot)
 
     async def _send_cancel(self) -> None:
         # Pending in ComfyUI's queue: delete it. Running: a targeted interrupt, which lands
@@ -267,6 +277,8 @@ class JobRunner:
         interrupted = entry.message("execution_interrupted")
         error = entry.message("execution_error")
         if entry.status_str == "success" or (entry.completed and not error and not interrupted):
+            learn(self.backend.node_seconds, self._tracker.timings())
+            await self._report_progress(stage="storing outputs")
             try:
                 outputs = await collect_outputs(self.client, entry, self.store)
             except BackendProtocolError as exc:

@@ -172,6 +172,8 @@ class JobsService:
                 current_node_type=None,
                 step=None,
                 max_steps=None,
+                stage=None,
+                eta_seconds=None,
                 finished_at=None,
                 queued_at=utcnow(),
             )
@@ -256,6 +258,8 @@ def job_view(
         current_node_type=job.current_node_type,
         step=job.step,
         max_steps=job.max_steps,
+        stage=job.stage,
+        eta_seconds=job.eta_seconds,
         queue_position=queue_position,
         backend=job.backend,
         attempt=job.attempt,

@@ -125,8 +125,16 @@ class JobView(BaseModel):
     progress: float = Field(description="0..1 over the whole graph; 1 once outputs are stored")
     current_node: str | None
     current_node_type: str | None
-    step: int | None
-    max_steps: int | None
+    step: int | None = Field(description="The sampler's last step (kept once it ends)")
+    max_steps: int | None = Field(description="Its number of steps (progress events: max_steps)")
+    stage: str | None = Field(
+        None,
+        description="What it is doing: loading models, encoding prompt, sampling, decoding, "
+        "saving, storing outputs ...",
+    )
+    eta_seconds: float | None = Field(
+        None, description="Seconds left, from this backend's measured speed; null if unknown"
+    )
     queue_position: int | None = Field(description="Jobs ahead of this one; null unless queued")
     backend: str | None
     attempt: int
@@ -145,6 +153,11 @@ class JobView(BaseModel):
     workflow_version: int | None = Field(None, description="That template's version")
     params: dict[str, Any] | None = Field(
         None, description="Every parameter as resolved (the seed drawn, input artifact ids)"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Why this answer may surprise: no backend can take the job now, or "
+        "Prefer: wait was cut to the server's cap (also in the Atelier-Warning header).",
     )
 
 

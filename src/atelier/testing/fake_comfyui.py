@@ -105,6 +105,7 @@ class FakeComfyUI:
         models: Mapping[str, Sequence[str]] | None = None,
         vram_total: int = 24 * 1024**3,
         name: str = "fake",
+        custom_nodes: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -120,6 +121,8 @@ class FakeComfyUI:
         self.models = ModelState()
         source = DEFAULT_MODELS if models is None else models
         self.model_files: dict[str, list[str]] = {k: list(v) for k, v in source.items()}
+        # Extra /object_info entries; nodes without an implementation are simulated.
+        self.custom_nodes = dict(custom_nodes or {})
         self.prompt_count = 0
         self._faults: dict[str, tuple[str, str]] = {}
         self._awake = asyncio.Event()
@@ -315,7 +318,7 @@ class FakeComfyUI:
     # -- services for the executor and routes ------------------------------------------
 
     def schemas(self) -> NodeSchemas:
-        return NodeSchemas(self.model_files, self.dirs.input)
+        return NodeSchemas(self.model_files, self.dirs.input, self.custom_nodes)
 
     def queue_info(self) -> dict[str, Any]:
         return {"exec_info": {"queue_remaining": self.queue.tasks_remaining()}}

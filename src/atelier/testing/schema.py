@@ -198,10 +198,17 @@ def _set_combo(spec: list[Any], options: Sequence[str]) -> None:
 class NodeSchemas:
     """The node catalogue as one request of ComfyUI would see it."""
 
-    def __init__(self, models: Mapping[str, Sequence[str]], input_dir: Path) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, Sequence[str]],
+        input_dir: Path,
+        custom_nodes: Mapping[str, JsonDict] | None = None,
+    ) -> None:
         self._models = models
         self._input_dir = input_dir
-        self._base = _bundled_object_info()
+        base = _bundled_object_info()
+        # Custom node classes a fake was given (the demo's simulated AnimateDiff).
+        self._base = {**base, **custom_nodes} if custom_nodes else base
         self._patched: dict[str, JsonDict] = {}
 
     def model_files(self, folder: str) -> list[str]:

@@ -19,11 +19,11 @@ from atelier.dispatch import capabilities
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.inputs import MARKER, references
 from atelier.dispatch.ledger import JobLedger
-from atelier.errors import ValidationFailed, WorkflowNotFound
+from atelier.errors import CapabilityMissing, ValidationFailed, WorkflowNotFound
 from atelier.media.inputs import MediaInputs, copy_for_job
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
-from atelier.workflows import convert, validation
+from atelier.workflows import convert, models, validation
 from atelier.workflows.manifest import Template
 from atelier.workflows.params import build_specs, validate
 from atelier.workflows.registry import WorkflowRegistry
@@ -134,15 +134,23 @@ class WorkflowJobs:
             values.update(validate(template.presets[preset], specs, prefix=f"preset.{preset}."))
         values.update(validate(params if params is not None else {}, specs))
         rendered = render(template, specs, values, schemas)
+        # Models the caller did not choose: the first that a backend has (models.py).
+        unfilled, installed = models.apply_defaults(
+            template, rendered.graph, rendered.params, set(values), self.pool.known_object_infos()
+        )
         graph = validation.check_structure(
             rendered.graph, max_nodes=max(self.settings.max_graph_nodes, len(rendered.graph))
         )
-        capabilities.check_runnable(
-            graph,
-            self.backends(),
-            extra_classes=template.requires_nodes,
-            extra_models=template.requires_models,
-        )
+        try:
+            capabilities.check_runnable(
+                graph,
+                self.backends(),
+                extra_classes=template.requires_nodes,
+                extra_models=template.requires_models,
+            )
+        except CapabilityMissing as exc:
+            models.explain(exc, unfilled, installed)
+            raise
         validation.check_against_schemas(graph, self.pool.known_object_infos())
         specs_by_name = {spec.name: spec for spec in specs}
         rows: list[ArtifactRow] = []

@@ -9,6 +9,7 @@ A manifest (YAML or JSON) looks like this; everything but ``graph`` is optional:
       - {name: steps, node: "3", input: steps, maximum: 60}
       - {name: image, node: Load Image, optional: true}
       - {name: loras, type: loras, node: "4"}   # LoRA chain after this loader
+      - {name: checkpoint, node: "4", prefer: [dreamshaper_8.safetensors]}  # model defaults
     presets:
       fast_preview: {steps: 8}
     requires:                                    # what the graph alone does not say
@@ -51,7 +52,7 @@ TYPES = frozenset(
 )
 FIELDS = frozenset(
     {"name", "node", "input", "type", "description", "default", "minimum", "maximum"}
-    | {"step", "choices", "optional", "also"}
+    | {"step", "choices", "optional", "also", "prefer"}
 )
 TOP_LEVEL = frozenset(
     {"name", "version", "description", "graph", "parameters", "presets", "requires", "outputs"}
@@ -79,6 +80,7 @@ class ParamDecl:
     choices: tuple[Any, ...] | None = None
     optional: bool = False
     loader: str | None = None
+    prefer: tuple[str, ...] = ()  # model files to default to, in order (workflows/models.py)
 
 
 @dataclass
@@ -128,6 +130,8 @@ def _declared(param: ParamDecl) -> JsonDict:
         out["choices"] = list(param.choices)
     if param.optional:
         out["optional"] = True
+    if param.prefer:
+        out["prefer"] = list(param.prefer)
     return out
 
 
@@ -274,6 +278,10 @@ def _params(raw: Any, graph: JsonDict, problems: list[JsonDict]) -> list[ParamDe
             problems.append({"field": where, "reason": str(exc)})
             continue
         choices = entry.get("choices")
+        prefer = entry.get("prefer") or []
+        if not isinstance(prefer, list) or not all(isinstance(p, str) for p in prefer):
+            problems.append({"field": f"{where}.prefer", "reason": "a list of model file names"})
+            prefer = []
         params.append(
             ParamDecl(
                 name=name,
@@ -287,6 +295,7 @@ def _params(raw: Any, graph: JsonDict, problems: list[JsonDict]) -> list[ParamDe
                 step=entry.get("step"),
                 choices=tuple(choices) if isinstance(choices, list) else None,
                 optional=bool(entry.get("optional", False)),
+                prefer=tuple(prefer),
             )
         )
     return params

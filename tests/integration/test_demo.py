@@ -1,0 +1,42 @@
+"""`serve --demo` runs every built-in workflow, video and image edit included."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.integration.test_workflows import RUNS
+from tests.workflow_support import run
+
+ANIMATEDIFF = {"prompt": "a paper boat on a river", "steps": 2, "frames": 8}
+
+
+async def test_the_demo_runs_every_builtin_workflow(server_factory: Any, tmp_path: Path) -> None:
+    server = await server_factory(
+        f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", [], demo=True, demo_step_time=0.0
+    )
+    async with server.client() as client:
+        listed = (await client.get("/api/v1/workflows")).json()["items"]
+        names = {item["name"] for item in listed}
+        runs = {**RUNS, "txt2video_animatediff": (ANIMATEDIFF, "video")}
+        assert names == set(runs), names ^ set(runs)  # a new built-in needs a demo run here
+        jobs = await asyncio.gather(
+            *(run(client, name, params) for name, (params, _) in runs.items())
+        )
+        node = (await client.get("/api/v1/backends")).json()["items"][0]
+    for (name, (_params, kind)), job in zip(runs.items(), jobs, strict=True):
+        assert job["status"] == "completed", (name, job["error"])
+        assert job["outputs"] and job["outputs"][0]["kind"] == kind, (name, job["outputs"])
+    assert node["name"] == "demo"
+    video = jobs[list(runs).index("txt2video_animatediff")]["outputs"][0]
+    assert video["content_type"] == "video/mp4"
+
+
+async def test_the_simulated_custom_node_says_so(server_factory: Any, tmp_path: Path) -> None:
+    server = await server_factory(
+        f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", [], demo=True, demo_step_time=0.0
+    )
+    fake = server.runtime.extras[0]
+    info = fake.schemas().get("ADE_AnimateDiffLoaderGen1")
+    assert "SIMULATED" in info["description"] and "simulated" in info["python_module"]
