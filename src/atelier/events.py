@@ -9,7 +9,7 @@ publisher; it then resyncs from the table, which holds every event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,9 +52,24 @@ class Subscription:
     lagged: bool = False
 
 
+# Told, after a transaction commits, which jobs it changed and whether the queue changed.
+ChangeListener = Callable[[Collection[str], bool], None]
+
+
 class EventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
+        self._change_listeners: list[ChangeListener] = []
+
+    def on_jobs_changed(self, listener: ChangeListener) -> None:
+        """Call ``listener(job_ids, queue_changed)`` after every committed change to jobs
+        (rows, attempts, outputs, events), before that change's events are published:
+        in-memory read models forget what they held of those jobs."""
+        self._change_listeners.append(listener)
+
+    def jobs_changed(self, job_ids: Collection[str], *, queue: bool) -> None:
+        for listener in self._change_listeners:
+            listener(job_ids, queue)
 
     @asynccontextmanager
     async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:
