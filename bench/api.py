@@ -1,6 +1,9 @@
-"""Scenario 5, the API under load: submit (POST /api/v1/jobs) and status (GET
-/api/v1/jobs/{id}) throughput and p50/p99 latency at concurrency 1, 16 and 64, from a
-load generator in a separate process, on SQLite and on PostgreSQL.
+"""Scenario 5, the API under load: submit (POST /api/v1/jobs), status (GET
+/api/v1/jobs/{id}) and list (GET /api/v1/jobs) from ``wrk``, side by side with a bare
+uvicorn app answering a fixed JSON document (bench/bare.py) loaded the same way in the
+same run, on SQLite and on PostgreSQL. The ratio to that baseline is the figure that
+holds on a shared, noisy machine; each figure is the median of ``--repeat`` rounds, and
+every round measures the baseline again just before Atelier.
 
 The backend answers once (so every submit is checked against its real /object_info) and
 is then stopped, so that jobs stay queued: this measures the API, not the GPUs."""
@@ -11,15 +14,23 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import asyncpg
+import httpx
 
-from bench.harness import AtelierProcess, fakes, report
+from bench import wrk
+from bench.harness import AtelierProcess, cpu_seconds, fakes, free_port, report, sampler_graph
 
 POSTGRES = os.environ.get("ATELIER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUESTS = ("baseline", "submit", "status", "list")
 
 
 async def _admin(statement: str) -> None:
@@ -30,53 +41,128 @@ async def _admin(statement: str) -> None:
         await connection.close()
 
 
-def load(url: str, mode: str, concurrency: int, total: int) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.loadgen", url, mode, str(concurrency), str(total)],
-        check=True,
-        capture_output=True,
-        text=True,
+@contextmanager
+def bare_uvicorn() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    result: dict[str, float] = json.loads(output.stdout.strip().splitlines()[-1])
-    return result
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str | None]:
+    if kind == "sqlite":
+        yield None
+        return
+    name = f"atelier_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def run(args: argparse.Namespace) -> None:
     rows = []
-    for database in args.databases:
-        name = f"atelier_bench_{uuid.uuid4().hex[:8]}"
-        url = None
-        if database == "postgres":
-            asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-            url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-        try:
-            with (
-                fakes(1) as (fake,),
-                AtelierProcess([fake.url], database_url=url, health_interval=60) as atelier,
-            ):
-                fake.close()  # its /object_info is known now; jobs will stay queued
-                for concurrency in args.concurrency:
-                    for mode in ("submit", "status"):
-                        result = load(atelier.url, mode, concurrency, args.requests)
-                        rows.append(
-                            (
-                                database,
-                                mode,
-                                concurrency,
-                                result["requests"],
-                                result["rate"],
-                                result["p50_ms"],
-                                result["p99_ms"],
-                                result["errors"],
-                            )
+    for kind in args.databases:
+        with (
+            database(kind) as url,
+            bare_uvicorn() as bare,
+            fakes(1) as (fake,),
+            AtelierProcess([fake.url], database_url=url, health_interval=60) as atelier,
+        ):
+            fake.close()  # its /object_info is known now; jobs will stay queued
+            body = json.dumps({"graph": sampler_graph(1, steps=2)})
+            with httpx.Client(base_url=atelier.url, timeout=30) as client:
+                ids = [
+                    client.post(
+                        "/api/v1/jobs", content=body, headers={"content-type": "application/json"}
+                    ).json()["id"]
+                    for _ in range(20)
+                ]
+            status_paths = [f"/api/v1/jobs/{job_id}" for job_id in ids]
+            for connections in args.concurrency:
+                rounds: dict[str, list[wrk.Load]] = defaultdict(list)
+                cpu: dict[str, list[float]] = defaultdict(list)
+                for _ in range(args.repeat):
+                    for request in REQUESTS:
+                        target, paths, method, payload = {
+                            "baseline": (bare, ["/"], "GET", None),
+                            "submit": (atelier.url, ["/api/v1/jobs"], "POST", body),
+                            "status": (atelier.url, status_paths, "GET", None),
+                            "list": (atelier.url, ["/api/v1/jobs?limit=20"], "GET", None),
+                        }[request]
+                        before = cpu_seconds(atelier.pid)
+                        load = wrk.run(
+                            target,
+                            paths,
+                            connections=connections,
+                            seconds=args.seconds,
+                            method=method,
+                            body=payload,
                         )
-        finally:
-            if database == "postgres":
-                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                        rounds[request].append(load)
+                        if request != "baseline":
+                            cpu[request].append(
+                                (cpu_seconds(atelier.pid) - before) / max(load.requests, 1)
+                            )
+                for request in REQUESTS:
+                    loads = rounds[request]
+                    rate = statistics.median(load.rate for load in loads)
+                    ratios = [
+                        load.rate / base.rate
+                        for load, base in zip(loads, rounds["baseline"], strict=True)
+                    ]
+                    rows.append(
+                        (
+                            kind if request != "baseline" else "-",
+                            request,
+                            connections,
+                            round(rate),
+                            statistics.median(ratios) if request != "baseline" else 1.0,
+                            statistics.median(load.p50_ms for load in loads),
+                            statistics.median(load.p99_ms for load in loads),
+                            round(statistics.median(cpu[request]) * 1e6) if request in cpu else "-",
+                            sum(load.errors for load in loads),
+                        )
+                    )
     report(
-        "API throughput and latency (load generator in its own process)",
-        ["database", "request", "concurrency", "requests", "req/s", "p50 ms", "p99 ms", "errors"],
+        "API throughput and latency under wrk (medians of "
+        f"{args.repeat} rounds of {args.seconds:g} s)",
+        [
+            "database",
+            "request",
+            "connections",
+            "req/s",
+            "of bare uvicorn",
+            "p50 ms",
+            "p99 ms",
+            "server CPU us/req",
+            "errors",
+        ],
         rows,
+        notes=[
+            "baseline: bench/bare.py, a bare uvicorn ASGI app (uvloop, httptools) answering "
+            "a fixed JSON document; 'of bare uvicorn' is the median of each round's ratio.",
+            f"load: {wrk.WRK} -t1 -cN -dS --latency with a Lua script (bench/wrk.py).",
+        ],
     )
 
 
@@ -84,5 +170,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--databases", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
     )
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[64])
+    parser.add_argument("--seconds", type=float, default=5.0, help="wrk's duration per load")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,10 +56,25 @@ class Subscription:
     lagged: bool = False
 
 
+# Told, after a transaction commits, which jobs it changed and whether the queue changed.
+ChangeListener = Callable[[Collection[str], bool], None]
+
+
 class EventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
         self.published: collections.Counter[str] = collections.Counter()  # by type, for /metrics
+        self._change_listeners: list[ChangeListener] = []
+
+    def on_jobs_changed(self, listener: ChangeListener) -> None:
+        """Call ``listener(job_ids, queue_changed)`` after every committed change to jobs
+        (rows, attempts, outputs, events), before that change's events are published:
+        in-memory read models forget what they held of those jobs."""
+        self._change_listeners.append(listener)
+
+    def jobs_changed(self, job_ids: Collection[str], *, queue: bool) -> None:
+        for listener in self._change_listeners:
+            listener(job_ids, queue)
 
     @asynccontextmanager
     async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:

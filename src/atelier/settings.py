@@ -159,6 +159,20 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
 
+    # The read path (jobs/readmodel.py).
+    job_cache_size: int = Field(
+        default=4096,
+        ge=0,
+        description="Status documents of recently read jobs held in memory for "
+        "GET /api/v1/jobs/{id}; 0 turns the read model off.",
+    )
+    job_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Longest a held status document is served; this process's own changes "
+        "drop it at once, so this bounds how late a change made by another process shows.",
+    )
+
     # Fake ComfyUI for --demo.
     demo_step_time: float = Field(
         default=0.05, ge=0, description="--demo: seconds per simulated sampler step."

@@ -1,4 +1,7 @@
-"""Dependencies that make route signatures read as prose."""
+"""Dependencies that make route signatures read as prose.
+
+They are ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in
+its thread pool, a thread hop per dependency per request on the hottest routes."""
 
 from __future__ import annotations
 
@@ -12,27 +15,35 @@ from atelier.jobs.service import JobsService
 from atelier.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_jobs(request: Request) -> JobsService:
-    return get_runtime(request).jobs
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
 
 
-def get_base_url(request: Request) -> str:
-    configured = get_runtime(request).settings.public_url
+async def get_jobs(request: Request) -> JobsService:
+    return runtime_of(request).jobs
+
+
+def base_url_of(request: Request) -> str:
+    configured = runtime_of(request).settings.public_url
     return (configured or str(request.base_url)).rstrip("/")
 
 
-def get_owner(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
+async def get_base_url(request: Request) -> str:
+    return base_url_of(request)
+
+
+async def get_owner(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
     """Whose things the caller may see: None (everything) for admins and for anonymous
     callers where the server is open; else the key's owner."""
     return caller.visible_owner
 
 
-def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+async def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
     """The hook every admin-only route depends on (workflow registration, ...). Today
     the admin scope of those routes is enforced by ``authenticate``'s route rules
     (auth/caller.py: writes under /api/v1/workflows need ``admin``), so this allows
@@ -40,7 +51,7 @@ def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
     return caller
 
 
-def get_creator(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
+async def get_creator(caller: Annotated[Caller, Depends(authenticate)]) -> str | None:
     """The owner of what the caller creates (jobs, webhooks): the key's owner, even for
     admins; None for anonymous callers of an open server."""
     return caller.owner

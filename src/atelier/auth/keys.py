@@ -114,11 +114,13 @@ class KeyService:
     async def keys_exist(self) -> bool:
         # While open, look again at most once a second: a key made with the CLI (another
         # process) closes the server within that second, without a query per request.
+        # The check is stamped before it runs: the requests that arrive while it does
+        # use the answer at hand instead of each asking the database again.
         now = time.monotonic()
         if not self._keys_exist and now - self._keys_checked_at >= 1.0:
+            self._keys_checked_at = now
             async with self.database.transaction() as session:
                 self._keys_exist = await KeyRepository(session).any_exist()
-            self._keys_checked_at = now
         return self._keys_exist
 
     async def authenticate(self, key: str) -> Caller | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,11 +33,28 @@ JOBS: Table = JobRow.__table__  # type: ignore[assignment]
 EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 
 
+@dataclass
+class JobChanges:
+    """What a transaction wrote: the jobs whose row, attempts, outputs or events changed,
+    and whether the queue did (a job entered or left it). Read models forget these once
+    the transaction commits (db/unit.py)."""
+
+    jobs: set[str] = field(default_factory=set)
+    queue: bool = False
+
+    def job(self, job_id: str | None, *, queue: bool = False) -> None:
+        if job_id is not None:
+            self.jobs.add(job_id)
+        self.queue = self.queue or queue
+
+
 class JobRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, changes: JobChanges | None = None) -> None:
         self.session = session
+        self.changes = changes if changes is not None else JobChanges()
 
     async def add(self, job: JobRow) -> None:
+        self.changes.job(job.id, queue=True)
         self.session.add(job)
         await self.session.flush()  # the job row first: labels refer to it
         for key, value in (job.labels or {}).items():
@@ -130,7 +148,10 @@ class JobRepository:
         if attempt_id is not None:
             query = query.where(table.c.prompt_id == attempt_id)
         result = await self.session.execute(query.values(**values))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        if changed:
+            self.changes.job(job_id, queue="status" in values or "priority" in values)
+        return changed
 
     async def dispatchable(self, per_owner: int) -> list[JobRow]:
         """The first ``per_owner`` queued jobs of every owner, by priority then age, so
@@ -161,6 +182,7 @@ class JobRepository:
         return list((await self.session.execute(query)).scalars())
 
     async def delete(self, job_id: str) -> None:
+        self.changes.job(job_id, queue=True)
         await self.session.execute(delete(EventRow).where(EventRow.job_id == job_id))
         await self.session.execute(delete(JobLabelRow).where(JobLabelRow.job_id == job_id))
         await self.session.execute(delete(AttemptRow).where(AttemptRow.job_id == job_id))
@@ -169,6 +191,7 @@ class JobRepository:
     # Attempts
 
     async def add_attempt(self, attempt: AttemptRow) -> None:
+        self.changes.job(attempt.job_id)
         self.session.add(attempt)
         await self.session.flush()
 
@@ -192,18 +215,23 @@ class JobRepository:
     async def finish_attempt(
         self, attempt_id: str, status: str, error: dict[str, Any] | None = None
     ) -> None:
-        await self.session.execute(
+        result = await self.session.execute(
             update(AttemptRow)
             .where(AttemptRow.id == attempt_id, AttemptRow.finished_at.is_(None))
             .values(status=status, finished_at=utcnow(), error=error)
+            .returning(AttemptRow.job_id)
         )
+        for job_id in result.scalars():
+            self.changes.job(job_id)
 
 
 class EventRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, changes: JobChanges | None = None) -> None:
         self.session = session
+        self.changes = changes if changes is not None else JobChanges()
 
     async def add(self, job_id: str, type: str, data: dict[str, Any]) -> EventRow:
+        self.changes.job(job_id)
         # Core INSERT ... RETURNING: events are the most frequent write of all.
         table = EVENTS
         created = utcnow()
@@ -230,10 +258,12 @@ class EventRepository:
 
 
 class ArtifactRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, changes: JobChanges | None = None) -> None:
         self.session = session
+        self.changes = changes if changes is not None else JobChanges()
 
     async def add(self, artifact: ArtifactRow) -> None:
+        self.changes.job(artifact.job_id)
         self.session.add(artifact)
         await self.session.flush()
 
@@ -256,6 +286,7 @@ class ArtifactRepository:
 
     async def delete_for_job(self, job_id: str) -> list[str]:
         """Delete a job's artifacts; return the storage keys no other artifact uses."""
+        self.changes.job(job_id)
         keys = set(
             (
                 await self.session.execute(

@@ -1,6 +1,7 @@
 """A unit of work: one transaction, its repositories, and the events it emits.
 
-Events are written in the transaction and published on the bus only after it commits.
+Events are written in the transaction and published on the bus only after it commits;
+so is the list of jobs it changed, for read models kept in memory (jobs/readmodel.py).
 """
 
 from __future__ import annotations
@@ -12,16 +13,22 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atelier.db.database import Database
-from atelier.db.repositories import ArtifactRepository, EventRepository, JobRepository
+from atelier.db.repositories import (
+    ArtifactRepository,
+    EventRepository,
+    JobChanges,
+    JobRepository,
+)
 from atelier.events import EventBus, JobEvent
 
 
 class UnitOfWork:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.jobs = JobRepository(session)
-        self.events = EventRepository(session)
-        self.artifacts = ArtifactRepository(session)
+        self.changes = JobChanges()
+        self.jobs = JobRepository(session, self.changes)
+        self.events = EventRepository(session, self.changes)
+        self.artifacts = ArtifactRepository(session, self.changes)
         self.emitted: list[JobEvent] = []
 
     async def emit(self, job_id: str, type: str, data: dict[str, Any]) -> JobEvent:
@@ -36,5 +43,7 @@ async def unit_of_work(database: Database, bus: EventBus) -> AsyncIterator[UnitO
     async with database.transaction() as session:
         unit = UnitOfWork(session)
         yield unit
+    if unit.changes.jobs or unit.changes.queue:
+        bus.jobs_changed(unit.changes.jobs, queue=unit.changes.queue)
     for event in unit.emitted:
         bus.publish(event)

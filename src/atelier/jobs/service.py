@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from pydantic_core import to_json
+
 from atelier import events
 from atelier.db.tables import ArtifactRow, AttemptRow, JobRow, JobStatus, utcnow
 from atelier.db.unit import UnitOfWork
@@ -17,6 +19,7 @@ from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.progress import checkpoint_of
 from atelier.errors import ArtifactNotFound, InvalidRequest, JobNotFound, JobStateConflict
+from atelier.jobs.readmodel import JobReadModel, StatusDocument
 from atelier.jobs.views import ArtifactView, AttemptView, JobCreate, JobError, JobPage, JobView
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
@@ -60,6 +63,9 @@ class JobsService:
         self.submit_extensions: list[SubmitExtension] = []
         # Workflow templates, media inputs and capability checks (workflows/jobs.py).
         self.workflows = WorkflowJobs(settings, ledger=ledger, pool=pool, store=store)
+        # Status documents of recently read jobs; every committed change drops its job's.
+        self.read_model = JobReadModel(size=settings.job_cache_size, ttl=settings.job_cache_seconds)
+        ledger.bus.on_jobs_changed(self.read_model.forget)
 
     async def submit(self, request: JobCreate, *, owner: str | None, base_url: str) -> JobView:
         job_id = str(uuid.uuid4())
@@ -113,6 +119,22 @@ class JobsService:
             if job is None:
                 raise JobNotFound(f"no job {job_id!r}")
             return await self._view(unit, job, base_url)
+
+    async def status(self, job_id: str, *, owner: str | None, base_url: str) -> StatusDocument:
+        """The job as JSON (a ``JobView``), from the read model when it holds it."""
+
+        async def load() -> StatusDocument:
+            async with self.ledger.unit() as unit:
+                job = await unit.jobs.get(job_id)
+                if job is None:
+                    raise JobNotFound(f"no job {job_id!r}")
+                view = await self._view(unit, job, base_url)
+            return StatusDocument(to_json(view), job.owner, view.status == "queued")
+
+        document = await self.read_model.read(job_id, base_url, load)
+        if owner is not None and document.owner != owner:
+            raise JobNotFound(f"no job {job_id!r}")
+        return document
 
     async def find(
         self,
