@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 
 from atelier.testing.faults import read_execution_log
+from atelier.testing.postgres import PrivatePostgres
 from bench import chaos_checks as checks
 from bench.chaos_checks import Counts, Fault
 from bench.chaos_workload import StreamWatcher, Submission, job_mix, submit
 from bench.harness import AtelierProcess, FakeProcess, report
-from bench.postgres import PrivatePostgres
 
 FAULTS = ["kill_backend", "kill_atelier", "drop_websockets", "slow_view", "errors", "hang"]
 
@@ -172,7 +172,9 @@ class _Run:
             await self._wait_until_idle(client, deadline)  # what the last fault disturbed
             await self._settle_watchers(watchers, deadline)
             self.stop.set()
-            await asyncio.gather(*tasks)
+            for task in tasks:
+                task.cancel()  # the all-jobs streams never end by themselves
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.usage["end"] = checks.process_usage(self.atelier.pid)
 
             counts = Counts()
@@ -202,7 +204,7 @@ class _Run:
                         "/api/v1/jobs", params={"status": status, "limit": 1}
                     )
                     response.raise_for_status()
-                    busy += len(response.json()["jobs"])
+                    busy += len(response.json()["items"])
                 if busy == 0:
                     return
             except httpx.HTTPError:

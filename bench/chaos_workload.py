@@ -136,13 +136,13 @@ class StreamWatcher:
 
     async def run(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self.finished:
-            self.connects += 1
             headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
             try:
                 async with client.stream(
                     "GET", self.path, headers=headers, timeout=httpx.Timeout(10, read=40)
                 ) as response:
                     if response.status_code == 200:
+                        self.connects += 1
                         await self._read(response)
             except httpx.HTTPError:
                 pass

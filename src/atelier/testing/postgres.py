@@ -1,5 +1,5 @@
-"""A private PostgreSQL cluster in a temporary directory on a free port, which a chaos run
-may stop and start at will (the machine's server on 5432 is never touched).
+"""A private PostgreSQL cluster in a temporary directory on a free port, which a test or a
+chaos run may stop and start at will (the machine's server on 5432 is never touched).
 
 initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` user
 and every pg_ctl call runs through ``runuser -u postgres --``.
@@ -10,12 +10,17 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import free_port
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def postgres_bin() -> Path | None:
@@ -39,7 +44,7 @@ class PrivatePostgres:
         if bin_dir is None:
             raise RuntimeError("no PostgreSQL binaries (initdb) in /usr/lib/postgresql/*/bin")
         self.bin = bin_dir
-        self.port = free_port()
+        self.port = _free_port()
         self.database = database
         self.root = Path(tempfile.mkdtemp(prefix="chaos-pg-"))
         self.data = self.root / "data"
