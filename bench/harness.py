@@ -58,10 +58,11 @@ class FakeProcess:
         step_time: float = 0.0,
         node_time: float = 0.0,
         model_load_time: float = 0.0,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [
+        self.command = [
             sys.executable,
             "-m",
             "atelier",
@@ -76,10 +77,21 @@ class FakeProcess:
             str(node_time),
             "--model-load-time",
             str(model_load_time),
+            *extra_args,
         ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        """SIGKILL, like a GPU box losing power; `start()` boots it again on the same port."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def start(self) -> None:
+        self.process = self._spawn()
+        self.wait_ready()
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -126,10 +138,18 @@ class AtelierProcess:
     """``python -m atelier serve`` on a free port, with its own data dir."""
 
     def __init__(
-        self, backends: Sequence[str], *, database_url: str | None = None, **env: Any
+        self,
+        backends: Sequence[str],
+        *,
+        database_url: str | None = None,
+        data_dir: Path | None = None,
+        log_file: Path | None = None,
+        **env: Any,
     ) -> None:
+        # Without a log file stderr is a pipe read only on a failed start: keep logs quiet.
+        self.log_file = log_file
         self.port = free_port()
-        self.data_dir = Path(tempfile.mkdtemp(prefix="bench-atelier-"))
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="bench-atelier-"))
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [
             sys.executable,
@@ -151,12 +171,20 @@ class AtelierProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> AtelierProcess:
-        self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        if self.log_file is not None:
+            with self.log_file.open("ab") as log:
+                self.process = subprocess.Popen(
+                    self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=log
+                )
+        else:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if self.log_file is not None:
+                    raise RuntimeError(f"atelier exited: {self.log_file.read_text()[-2000:]}")
                 raise RuntimeError(f"atelier exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             try:
                 if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
@@ -165,6 +193,12 @@ class AtelierProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError("atelier did not become ready")
+
+    def kill(self) -> None:
+        """SIGKILL; entering again starts it on the same port and data."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
 
     def __exit__(self, *exc: object) -> None:
         assert self.process is not None

@@ -117,8 +117,17 @@ def fake_comfyui(
     ] = 0.0,
     vram_gb: Annotated[float, typer.Option(help="VRAM reported by /system_stats.")] = 24.0,
     root_dir: Annotated[Path | None, typer.Option(help="Holds input/ output/ temp/.")] = None,
+    # Chaos testing (h11): faults switch on at runtime over POST /fake/fault.
+    name: Annotated[str, typer.Option(help="Its name in the execution log.")] = "fake",
+    view_delay: Annotated[float, typer.Option(help="Seconds before each /view answer.")] = 0.0,
+    execution_log: Annotated[
+        Path | None, typer.Option(help="Append a JSON line per prompt start and end here.")
+    ] = None,
 ) -> None:
-    """Run the protocol-faithful fake ComfyUI (no GPU, no models) for tests and demos."""
+    """Run the protocol-faithful fake ComfyUI (no GPU, no models) for tests and demos.
+
+    Faults switch on at runtime: curl -X POST URL/fake/fault -d '{"errors": true,
+    "for_seconds": 5}' (also hang, view_delay, drop_websockets)."""
     from atelier.testing import run_fake_comfyui
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -132,6 +141,9 @@ def fake_comfyui(
                 model_load_time=model_load_time,
                 root_dir=root_dir,
                 vram_total=int(vram_gb * 1024**3),
+                name=name,
+                view_delay=view_delay,
+                execution_log=execution_log,
             )
         )
 

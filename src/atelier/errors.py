@@ -32,6 +32,7 @@
     │   ├── RateLimited               429 rate-limited
     │   └── QuotaExceeded             429 quota-exceeded
     ├── ServiceUnavailable            503 service-unavailable
+    │   └── DatabaseUnavailable       503 database-unavailable (with Retry-After)
     └── BackendError                  (ComfyUI side; not rendered to clients directly)
         ├── BackendUnavailable        connection refused, reset or timed out
         ├── PromptRejected            ComfyUI answered 400 to POST /prompt
@@ -203,6 +204,14 @@ class ServiceUnavailable(AtelierError):
     slug = "service-unavailable"
     title = "Service unavailable"
     retryable = True
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached right now (restarting, or the connection was cut);
+    nothing was changed that the answer does not say. Retry after a moment."""
+
+    slug = "database-unavailable"
+    title = "Database unavailable"
 
 
 class BackendError(AtelierError):

@@ -9,10 +9,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
-from atelier.errors import PROBLEM_BASE, AtelierError, MalformedJson, ValidationFailed
+from atelier.db import database
+from atelier.errors import (
+    PROBLEM_BASE,
+    AtelierError,
+    DatabaseUnavailable,
+    MalformedJson,
+    ValidationFailed,
+)
 
 log = logging.getLogger("atelier.api")
 
@@ -82,7 +90,22 @@ def install(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    # A database that restarts or drops connections is a 503 to retry, not a 500. The
+    # transaction rolled back, so nothing changed (a cut COMMIT is ambiguous: clients
+    # retry with an Idempotency-Key).
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not database.unreachable(exc):
+            return _internal(request, exc)
+        log.warning("%s %s: database unreachable: %s", request.method, request.url.path, exc)
+        return problem_response(DatabaseUnavailable(), headers={"Retry-After": "2"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(AtelierError("an internal error occurred; it has been logged"))
+        return _internal(request, exc)
+
+
+def _internal(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(AtelierError("an internal error occurred; it has been logged"))

@@ -12,9 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -89,6 +91,36 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether an error means the database could not be reached (down, restarting, the
+    connection cut), as opposed to a fault of the statement: worth waiting and retrying."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(
+            current,
+            OSError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.InterfaceError
+            # Class 57: shutting down, starting up, crash recovery.
+            | asyncpg.exceptions.OperatorInterventionError,
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+async def wait_until_reachable(database: Database, *, poll: float = 0.5) -> None:
+    """Returns once a ``SELECT 1`` goes through."""
+    while True:
+        if await database.ping():
+            return
+        await asyncio.sleep(poll)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

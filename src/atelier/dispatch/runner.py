@@ -6,6 +6,10 @@ it asks ComfyUI directly: /queue first (still pending or running?), then /histor
 (finished?). Neither means the backend lost the prompt (it restarted): the job is
 requeued. A backend that cannot be reached for ``backend_lost_timeout`` is given up on
 the same way. The same loop re-attaches to a prompt after Atelier itself restarted.
+
+A database that cannot be reached (restarting, connections cut) fails nothing: the runner
+waits until it answers again, then goes on the way a restart would, probing the backend
+first if the prompt was (or may have been) submitted.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from atelier import logs
 from atelier.comfyui import messages as m
 from atelier.comfyui.client import ComfySocket
 from atelier.comfyui.messages import HistoryEntry
+from atelier.db import database
 from atelier.dispatch.backends import Backend, BackendPool
 from atelier.dispatch.inputs import prepare_inputs
 from atelier.dispatch.ledger import JobLedger
@@ -74,6 +79,8 @@ class JobRunner:
         self.settings = settings
         self.cancel = asyncio.Event()
         self._cancel_sent = False
+        self._submitted = attempt.reattach
+        self._ambiguous = False  # a submit whose answer we never got may or may not have landed
         self._tracker = ProgressTracker(attempt.graph, backend.object_info, backend.node_seconds)
         self._last_progress_at = 0.0
         self._contact = time.monotonic()
@@ -94,50 +101,65 @@ class JobRunner:
             await self._run_logged()
 
     async def _run_logged(self) -> None:
+        # Atelier shutting down cancels this task: the prompt goes on in ComfyUI, and the
+        # job stays "running" so that the next start re-attaches to it.
+        failure: Exception | None = None
+        while True:
+            try:
+                if failure is None:
+                    await self._run_or_lose()
+                else:
+                    await self._fail_internal(failure)
+                return
+            except Exception as exc:
+                if not database.unreachable(exc):
+                    if failure is not None:
+                        raise
+                    log.exception("runner for job %s failed", self.job_id)
+                    failure = exc
+                    continue
+                log.warning("job %s: database unreachable (%s); waiting for it", self.job_id, exc)
+                await database.wait_until_reachable(self.ledger.database)
+
+    async def _run_or_lose(self) -> None:
         try:
             await self._run()
         except BackendLost as lost:
             await self._lose(lost)
-        except asyncio.CancelledError:
-            # Atelier is shutting down: the prompt goes on in ComfyUI, and the job stays
-            # "running" so that the next start re-attaches to it.
-            raise
-        except Exception as exc:
-            log.exception("runner for job %s failed", self.job_id)
-            await self.ledger.fail(
-                self.job_id,
-                self.attempt.attempt_id,
-                {
-                    "type": "internal",
-                    "message": f"internal error: {type(exc).__name__}",
-                    "retryable": True,
-                },
-            )
+
+    async def _fail_internal(self, exc: Exception) -> None:
+        await self.ledger.fail(
+            self.job_id,
+            self.attempt.attempt_id,
+            {
+                "type": "internal",
+                "message": f"internal error: {type(exc).__name__}",
+                "retryable": True,
+            },
+        )
 
     async def _run(self) -> None:
-        submitted = self.attempt.reattach
-        ambiguous = False  # a submit whose answer we never got may or may not have landed
         while True:
             try:
                 async with self.client.connect(self.attempt.attempt_id) as socket:
                     self._touch()
-                    if submitted or ambiguous:
+                    if self._submitted or self._ambiguous:
                         entry, alive = await self._probe()
                         if entry is not None:
                             await self._finish(entry)
                             return
-                        submitted = submitted or alive
-                        if not alive and submitted:
+                        self._submitted = self._submitted or alive
+                        if not alive and self._submitted:
                             await self._vanished()
                             return
-                    if not submitted:
+                    if not self._submitted:
                         if self.cancel.is_set():
                             await self.ledger.cancelled(self.job_id, self.attempt.attempt_id)
                             return
-                        ambiguous = True
+                        self._ambiguous = True
                         if not await self._submit():
                             return
-                        submitted, ambiguous = True, False
+                        self._submitted, self._ambiguous = True, False
                     entry = await self._follow(socket)
                     if entry is not None:
                         await self._finish(entry)

@@ -27,6 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from atelier.testing.executor import PromptExecutor
 from atelier.testing.fake_queue import PromptQueue, QueueItem
+from atelier.testing.faults import ExecutionLog, FaultSwitches
 from atelier.testing.media import Dirs
 from atelier.testing.node_api import FakeNodeError, ModelState, Timing
 from atelier.testing.routes import MAX_UPLOAD_SIZE, SERVER_FEATURES, Routes, ServerTrouble
@@ -64,6 +65,11 @@ def _is_loopback(host: str | None) -> bool:
         return ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_fake_control(request: web.Request) -> bool:
+    """The fake's own /fake/ routes, which its faults leave reachable."""
+    return request.path.startswith("/fake/")
 
 
 def _is_accept_task(task: asyncio.Task[Any]) -> bool:
@@ -106,6 +112,8 @@ class FakeComfyUI:
         vram_total: int = 24 * 1024**3,
         name: str = "fake",
         custom_nodes: Mapping[str, dict[str, Any]] | None = None,
+        view_delay: float = 0.0,
+        execution_log: str | Path | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -125,6 +133,8 @@ class FakeComfyUI:
         self.custom_nodes = dict(custom_nodes or {})
         self.prompt_count = 0
         self._faults: dict[str, tuple[str, str]] = {}
+        self._view_delay = view_delay
+        self.execution_log = ExecutionLog(execution_log, name) if execution_log else None
         self._awake = asyncio.Event()
         self._awake.set()
         self._runner: web.AppRunner | None = None
@@ -156,6 +166,8 @@ class FakeComfyUI:
         self._tasks: list[asyncio.Task[None]] = []
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.models.loaded_checkpoint = None
+        # Switched on at runtime over POST /fake/fault; a new process starts without them.
+        self.faults = FaultSwitches(self, self._view_delay)
 
     def _empty_temp(self) -> None:
         shutil.rmtree(self.dirs.temp, ignore_errors=True)
@@ -182,7 +194,12 @@ class FakeComfyUI:
         self._awake.set()
         app = web.Application(
             client_max_size=MAX_UPLOAD_SIZE,
-            middlewares=[self._origin_middleware, self._hang_middleware, self._crash_middleware],
+            middlewares=[
+                self._origin_middleware,
+                self._hang_middleware,
+                self._trouble_middleware,
+                self._crash_middleware,
+            ],
         )
         Routes(self).register(app)
         # handler_cancellation: a client hanging up cancels its handler, so hung requests
@@ -226,6 +243,7 @@ class FakeComfyUI:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.faults.close()
         if self._pool is not None:
             # A node computing in the pool cannot be stopped; its result is discarded.
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -274,6 +292,10 @@ class FakeComfyUI:
 
     def unhang(self) -> None:
         self._awake.set()
+
+    @property
+    def hung(self) -> bool:
+        return not self._awake.is_set()
 
     async def drop_websockets(self) -> None:
         """Close every WebSocket from the server side; the server keeps running."""
@@ -376,8 +398,12 @@ class FakeComfyUI:
         self._interrupt = False
         prompt_id = item[1]
         extra_data = item[3] if isinstance(item[3], dict) else {}
+        if self.execution_log is not None:
+            self.execution_log.started(prompt_id)
         outcome = await self.executor.execute(item[2], prompt_id, extra_data, item[4])
         self.prompt_count += 1
+        if self.execution_log is not None:
+            self.execution_log.ended(prompt_id, outcome.success)
         status = {
             "status_str": "success" if outcome.success else "error",
             "completed": outcome.success,
@@ -482,7 +508,16 @@ class FakeComfyUI:
 
     @web.middleware
     async def _hang_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        await self._awake.wait()
+        if not _is_fake_control(request):
+            await self._awake.wait()
+        return await handler(request)
+
+    @web.middleware
+    async def _trouble_middleware(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        if self.faults.errors and not _is_fake_control(request):
+            return web.Response(status=500, text=_TROUBLE_TEXT)
         return await handler(request)
 
     @web.middleware

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import io
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from pydantic import ValidationError
 
 from atelier.testing.fake_queue import QueueItem
+from atelier.testing.faults import FaultRequest
 from atelier.testing.schema import STANDARD_MODEL_FOLDERS
 from atelier.testing.validation import validate_prompt
 
@@ -106,6 +109,8 @@ class Routes:
         app.router.add_get("/internal/files/{directory_type}", self.internal_files)
         # Not ComfyUI: counters for benchmarks that run the fake in another process.
         app.router.add_get("/fake/stats", self.fake_stats)
+        app.router.add_get("/fake/fault", self.get_fault)
+        app.router.add_post("/fake/fault", self.post_fault)
 
     async def fake_stats(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -115,6 +120,16 @@ class Routes:
                 "loaded_checkpoint": self.fake.loaded_checkpoint,
             }
         )
+
+    async def get_fault(self, request: web.Request) -> web.Response:
+        return web.json_response(self.fake.faults.state())
+
+    async def post_fault(self, request: web.Request) -> web.Response:
+        try:
+            fault = FaultRequest.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return web.json_response({"error": exc.errors(include_url=False)}, status=400)
+        return web.json_response(await self.fake.faults.apply(fault))
 
     # -- queue and prompts -------------------------------------------------------------
 
@@ -325,6 +340,8 @@ class Routes:
         return (200, file) if os.path.isfile(file) else (404, "")
 
     async def view(self, request: web.Request) -> web.StreamResponse:
+        if self.fake.faults.view_delay:
+            await asyncio.sleep(self.fake.faults.view_delay)
         query = request.rel_url.query
         status, file = self._view_path(query)
         if status != 200:
