@@ -148,15 +148,18 @@ class AsyncAtelier:
         """Follow the job's events until it ends; raises ``WaitTimeout`` after ``timeout``
         seconds (the job keeps running)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = await self.job(job_id)
-        if job.status in base.TERMINAL:
-            return job
-        try:
-            async for _ in self._follow(job_id, 0, deadline):
-                pass
-        except base.DeadlinePassed:
-            raise WaitTimeout(await self.job(job_id), timeout or 0.0) from None
-        return await self.job(job_id)
+        after = 0
+        while True:
+            job = await self.job(job_id)
+            if job.status in base.TERMINAL:
+                return job
+            try:
+                # Ends at a terminal event: this attempt's, or an earlier one's if the
+                # job was retried (then the loop follows on after it).
+                async for event in self._follow(job_id, after, deadline):
+                    after = event.id
+            except base.DeadlinePassed:
+                raise WaitTimeout(await self.job(job_id), timeout or 0.0) from None
 
     def events(self, job_id: str, *, after: int = 0) -> AsyncIterator[Event]:
         """The job's events, replayed after event id ``after``, then live; ends with the

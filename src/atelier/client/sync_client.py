@@ -147,15 +147,18 @@ class Atelier:
         """Follow the job's events until it ends; raises ``WaitTimeout`` after ``timeout``
         seconds (the job keeps running)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.job(job_id)
-        if job.status in base.TERMINAL:
-            return job
-        try:
-            for _ in self._follow(job_id, 0, deadline):
-                pass
-        except base.DeadlinePassed:
-            raise WaitTimeout(self.job(job_id), timeout or 0.0) from None
-        return self.job(job_id)
+        after = 0
+        while True:
+            job = self.job(job_id)
+            if job.status in base.TERMINAL:
+                return job
+            try:
+                # Ends at a terminal event: this attempt's, or an earlier one's if the
+                # job was retried (then the loop follows on after it).
+                for event in self._follow(job_id, after, deadline):
+                    after = event.id
+            except base.DeadlinePassed:
+                raise WaitTimeout(self.job(job_id), timeout or 0.0) from None
 
     def events(self, job_id: str, *, after: int = 0) -> Iterator[Event]:
         """The job's events, replayed after event id ``after``, then live; ends with the
