@@ -231,3 +231,18 @@ class Reconnect:
         delay: float = min(0.2 * 2.0 ** (self.failures - 1), 5.0)
         remaining = self._remaining()
         return delay if remaining is None else min(delay, remaining)
+
+
+def target_path(path: Path, response: httpx.Response, artifact: Artifact | str) -> Path:
+    """``path``, or inside it when it is a directory: the file name from the answer's
+    Content-Disposition (made safe), else the artifact's id."""
+    if not path.is_dir():
+        return path
+    fallback = artifact.id if isinstance(artifact, Artifact) else artifact.rsplit("/", 1)[-1]
+    match = _DISPOSITION.search(response.headers.get("content-disposition", ""))
+    name = match.group(1) if match else ""
+    safe = _UNSAFE.sub("_", Path(name).name).strip("._")
+    return path / (safe or _UNSAFE.sub("_", fallback.split("?", 1)[0]) or "artifact")
+
+
+_DISPOSITION = re.compile(r'filename="?([^";]+)"?')

@@ -199,16 +199,18 @@ class Atelier:
             return response.content
 
     def save(self, artifact: Artifact | str, path: str | os.PathLike[str]) -> Path:
-        """Stream an artifact into a file (written whole or not at all)."""
-        target = Path(path)
-        partial = target.with_name(target.name + ".part")
-        try:
-            with self._get(artifact) as response, partial.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        """Stream an artifact into a file (written whole or not at all); into a
+        directory, under the file name the server gives it. Returns the file's path."""
+        with self._get(artifact) as response:
+            target = base.target_path(Path(path), response, artifact)
+            partial = target.with_name(target.name + ".part")
+            try:
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
         partial.replace(target)
         return target
 
