@@ -1,6 +1,6 @@
-"""``atelier workflows list|show``, ``atelier run`` and ``atelier download``: the CLI's
-commands built on the SDK (atelier.client). A server that answers a problem, or none at
-all, is one line on stderr and exit code 1."""
+"""The CLI's commands built on the SDK (atelier.client): ``workflows list|show``, ``run``,
+``download`` and ``mcp``. A server that answers a problem, or none at all, is one line
+on stderr and exit code 1."""
 
 from __future__ import annotations
 
@@ -148,6 +148,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(workflows_app, name="workflows")
     app.command("run")(run)
     app.command("download")(download)
+    app.command("mcp")(mcp)
 
 
 def run(
@@ -232,3 +233,11 @@ def download(
             raise typer.Exit(code=1)
         for path in atelier.save_outputs(job, output):
             console.print(str(path), highlight=False, soft_wrap=True)
+
+
+def mcp(url: UrlOption = None) -> None:
+    """Serve Atelier's tools to an AI assistant over MCP on stdin/stdout, talking to
+    --url with ATELIER_API_KEY (docs/MCP.md)."""
+    from atelier.mcp.stdio import run_stdio
+
+    run_stdio(url, os.environ.get("ATELIER_API_KEY"))
