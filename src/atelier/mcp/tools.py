@@ -39,8 +39,9 @@ def parameters_of(detail: WorkflowDetail) -> dict[str, Any]:
     required = set(schema.get("required") or [])
     params: dict[str, Any] = {}
     for name, prop in (schema.get("properties") or {}).items():
-        entry: dict[str, Any] = {"type": f"{prop['x-media']} (artifact id or https URL)"}
-        if "x-media" not in prop:
+        if "x-media" in prop:
+            entry: dict[str, Any] = {"type": f"{prop['x-media']} (artifact id or https URL)"}
+        else:
             entry = {"type": prop.get("type", "any")}
             for key in ("default", "enum", "minimum", "maximum"):
                 if prop.get(key) is not None:
