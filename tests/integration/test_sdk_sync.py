@@ -4,6 +4,9 @@ own, with the fake ComfyUI; events survive a connection cut by a real TCP proxy.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,3 +170,23 @@ def test_a_server_that_is_down_is_one_clear_error(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with Atelier(url) as atelier, pytest.raises(ConnectionFailed, match="cannot reach Atelier"):
         atelier.workflows()
+
+
+def test_the_readme_python_example_runs(threaded: ThreadedServer, tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = readme.split("```python\n")[1:]
+    [example] = [b.split("```", 1)[0] for b in blocks if "from atelier.client import" in b]
+    env = {**os.environ, "ATELIER_URL": threaded.url, "ATELIER_API_KEY": ""}
+    ran = subprocess.run(
+        [sys.executable, "-c", example],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    status, path = ran.stdout.splitlines()[0], ran.stdout.splitlines()[1]
+    assert status.startswith("completed ")
+    with Image.open(tmp_path / path) as image:
+        assert image.size == (512, 512)

@@ -9,9 +9,10 @@ limits and owner isolation apply to every tool call exactly as to a direct reque
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,6 +22,7 @@ from atelier import __version__
 from atelier.client import AsyncAtelier, AtelierError, Job, WaitTimeout, WorkflowDetail
 
 Connect = Callable[[Context], AbstractAsyncContextManager[AsyncAtelier]]
+ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
 
 # Images larger than this are listed by URL instead of sent inline to the model.
 MAX_INLINE_IMAGE_BYTES = 8 * 1024 * 1024
@@ -81,7 +83,11 @@ def build_server(connect: Connect) -> MCPServer:
         "atelier", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
 
-    @server.tool()
+    def tool(function: ToolFunction) -> ToolFunction:
+        """Register a tool; its docstring, dedented, is what the model reads."""
+        return server.tool(description=inspect.cleandoc(function.__doc__ or ""))(function)
+
+    @tool
     async def list_workflows(ctx: Context) -> list[dict[str, Any]]:
         """Every workflow Atelier can run, with its parameters (type, default, allowed
         values, which are required) and the kinds of output it makes."""
@@ -100,7 +106,7 @@ def build_server(connect: Connect) -> MCPServer:
             for d in details
         ]
 
-    @server.tool()
+    @tool
     async def submit_workflow(
         ctx: Context,
         workflow: Annotated[str, Field(description="A workflow name from list_workflows")],
@@ -118,13 +124,13 @@ def build_server(connect: Connect) -> MCPServer:
             )
         return job_summary(job)
 
-    @server.tool()
+    @tool
     async def get_job(ctx: Context, job_id: str) -> dict[str, Any]:
         """A job's status, progress, outputs (ids, kinds, URLs) and error."""
         async with _calling(connect, ctx) as atelier:
             return job_summary(await atelier.job(job_id))
 
-    @server.tool()
+    @tool
     async def wait_for_job(
         ctx: Context,
         job_id: str,
@@ -142,7 +148,7 @@ def build_server(connect: Connect) -> MCPServer:
                 job = await atelier.job(job_id)
             return job_summary(job)
 
-    @server.tool()
+    @tool
     async def get_outputs(ctx: Context, job_id: str) -> list[Image | str]:
         """A job's outputs: images as images, everything else (and images too large to
         send) as a line with its kind and download URL."""
