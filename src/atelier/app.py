@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
+from atelier.api import mcp_endpoint as mcp_api
 from atelier.api import operations as operations_api
 from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
@@ -30,7 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         app.state.metrics.start(runtime)
         try:
-            yield
+            async with mcp_api.serving(app):  # the MCP tools at /mcp
+                yield
         finally:
             await app.state.metrics.stop()
             await stop_runtime(runtime)
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (workflows_api, uploads_api):  # workflow templates and media inputs
         app.include_router(module.router)
     workflows_api.install(app)  # one documented route per workflow, kept current
+    mcp_api.install(app)  # /mcp: the MCP tools over streamable HTTP, same API keys
     openapi.install(app)  # problem+json answers in the document: wraps the above, so last
     app.add_middleware(AuditTrail)
     app.add_middleware(JsonBodyGuard, max_depth=settings.max_json_depth)  # inside the size limit

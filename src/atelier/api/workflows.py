@@ -23,6 +23,7 @@ from atelier.errors import WorkflowInvalid
 from atelier.jobs.views import JobCreate, JobView
 from atelier.workflows import describe, manifest
 from atelier.workflows.params import build_specs, json_schema
+from atelier.workflows.views import WorkflowDetail, WorkflowList
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
@@ -53,28 +54,30 @@ MANIFEST_BODY = {
 
 
 @router.get("", operation_id="list_workflows")
-async def list_workflows(jobs: JobsDep) -> dict[str, list[dict[str, Any]]]:
+async def list_workflows(jobs: JobsDep) -> WorkflowList:
     """Every workflow template: name, version, description, kinds of outputs."""
     registry = jobs.workflows.registry
     templates = await registry.all()
     schemas, _ = registry.schemas()
-    return {"items": [describe.summary(t, schemas) for t in templates.values()]}
+    items = [describe.summary(t, schemas) for t in templates.values()]
+    return WorkflowList.model_validate({"items": items})
 
 
 @router.get("/{name}", operation_id="get_workflow")
-async def get_workflow(name: str, jobs: JobsDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_workflow(name: str, jobs: JobsDep, runtime: RuntimeDep) -> WorkflowDetail:
     """The template's parameters as JSON Schema, its presets, and which backends can run
     it now (and what the others lack)."""
     registry = jobs.workflows.registry
     template = await registry.get(name)
     schemas, models_known = registry.schemas()
-    return describe.detail(
+    detail = describe.detail(
         template,
         schemas,
         models_known=models_known,
         backends=list(runtime.pool),
         versions=await registry.history(name),
     )
+    return WorkflowDetail.model_validate(detail)
 
 
 @router.post(

@@ -9,14 +9,9 @@ from typing import Any, Self
 import httpx
 from httpx_sse import connect_sse
 
-
-class AtelierError(Exception):
-    """The server answered with a problem (RFC 9457); ``problem`` holds its body."""
-
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        self.status = status
-        self.problem = problem
-        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}")
+# The typed SDK is atelier.client.Atelier; this dict client raises its ApiError (under
+# the name the CLI's older commands catch).
+from atelier.client.errors import ApiError as AtelierError
 
 
 class AtelierClient:
