@@ -15,6 +15,7 @@ from atelier.api.limits import BodySizeLimit
 from atelier.api.security import AuditTrail, authenticate
 from atelier.runtime import start_runtime, stop_runtime
 from atelier.settings import Settings
+from atelier.ui import install as install_ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (workflows_api, uploads_api):  # workflow templates and media inputs
         app.include_router(module.router)
     workflows_api.install(app)  # one documented route per workflow, kept current
+    install_ui(app)  # the web UI at /ui (docs/UI.md)
     openapi.install(app)  # problem+json answers in the document: wraps the above, so last
     app.add_middleware(AuditTrail)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

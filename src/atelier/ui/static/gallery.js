@@ -1,0 +1,106 @@
+// Gallery: finished outputs as a grid of thumbnails, filtered by workflow and kind.
+// Sources are pluggable: "My outputs" reads the caller's completed jobs; another section
+// (the studio's published items) adds one with Atelier.gallerySources.push({id, label,
+// load(filters, cursor) -> {items: [{artifact, job_id, workflow, created_at}], next}}).
+"use strict";
+
+(() => {
+  const { api, h, media, jobLink, ago, shortId, downloadLink, problemText, showBanner, gallerySources } = Atelier;
+  const grid = document.getElementById("gallery");
+  const empty = document.getElementById("gallery-empty");
+  const more = document.getElementById("gallery-more");
+  const workflowFilter = document.getElementById("filter-workflow");
+  const kindFilter = document.getElementById("filter-kind");
+  const PAGE = 24;
+
+  // The caller's completed jobs, newest first, flattened to their outputs. The jobs API
+  // filters by status only, so workflow and kind are filtered here, reading further pages
+  // until a page of matches (or the end) is found.
+  const mine = {
+    id: "mine",
+    label: "My outputs",
+    async load(filters, cursor) {
+      const items = [];
+      let next = cursor;
+      for (let pages = 0; pages < 10 && items.length < PAGE; pages += 1) {
+        const query = new URLSearchParams({ status: "completed", limit: "50" });
+        if (next) query.set("cursor", next);
+        const page = await api(`/api/v1/jobs?${query}`);
+        for (const job of page.items) {
+          if (filters.workflow && (job.workflow || "(graph)") !== filters.workflow) continue;
+          for (const artifact of job.outputs) {
+            if (filters.kind && artifact.kind !== filters.kind) continue;
+            items.push({ artifact, job_id: job.id, workflow: job.workflow, created_at: job.finished_at || job.created_at });
+          }
+        }
+        next = page.next_cursor;
+        if (!next) break;
+      }
+      return { items, next };
+    },
+  };
+  gallerySources.unshift(mine);
+
+  let source = mine;
+  let cursor = null;
+  let loading = false;
+
+  function card(item) {
+    const { artifact } = item;
+    return h("figure", { class: `tile kind-${artifact.kind}`, dataset: { artifactId: artifact.id } },
+      h("a", { href: jobLink(item.job_id), class: "thumb", title: "Open the job" }, media(artifact, { thumbnail: true })),
+      h("figcaption", {},
+        h("div", { class: "tile-title" },
+          h("span", { class: `tag kind-${artifact.kind}` }, artifact.kind),
+          h("span", {}, item.workflow || "graph")),
+        h("div", { class: "tile-meta muted small" },
+          h("a", { href: jobLink(item.job_id), class: "mono" }, shortId(item.job_id)),
+          ` · ${ago(item.created_at)}`),
+        downloadLink(artifact)));
+  }
+
+  async function load(reset) {
+    if (loading) return;
+    loading = true;
+    try {
+      if (reset) {
+        cursor = null;
+        grid.replaceChildren();
+      }
+      const filters = { workflow: workflowFilter.value, kind: kindFilter.value };
+      const page = await source.load(filters, cursor);
+      grid.append(...page.items.map(card));
+      cursor = page.next;
+      more.hidden = !cursor;
+      empty.hidden = grid.children.length > 0;
+    } catch (error) {
+      showBanner(problemText(error));
+    } finally {
+      loading = false;
+    }
+  }
+
+  function tabs() {
+    const box = document.getElementById("sources");
+    box.replaceChildren(...gallerySources.map((item) => h("button", {
+      type: "button", role: "tab", class: `chip${item === source ? " active" : ""}`,
+      "aria-selected": String(item === source),
+      onclick: () => { source = item; tabs(); load(true); },
+    }, item.label)));
+  }
+
+  async function workflows() {
+    const { items } = await api("/api/v1/workflows");
+    workflowFilter.append(...items.map((w) => h("option", { value: w.name }, w.name)), h("option", { value: "(graph)" }, "raw graphs"));
+  }
+
+  workflowFilter.addEventListener("change", () => load(true));
+  kindFilter.addEventListener("change", () => load(true));
+  more.addEventListener("click", () => load(false));
+  // After the other scripts of the page have run, so their sources are in the list.
+  setTimeout(() => {
+    tabs();
+    workflows().catch((error) => showBanner(problemText(error)));
+    load(true);
+  }, 0);
+})();
