@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-CHROMIUM = os.environ.get("ATELIER_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = (
+    os.environ.get("ATELIER_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"
 
 

@@ -18,7 +18,6 @@ from tests.helpers import job_reaches, submit
 from tests.team import auth, make_key
 
 
-
 @pytest.fixture
 def slow_fake(tmp_path: Path) -> Iterator[ThreadedFakeComfyUI]:
     """A backend whose sampler steps take 0.1 s, so a person (and the test) can watch."""
@@ -34,7 +33,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def server(server_factory: Any, slow_fake: ThreadedFakeComfyUI, tmp_path: Path) -> Any:
-    return await server_factory(f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}", [f"gpu-1={slow_fake.url}"])
+    return await server_factory(
+        f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}", [f"gpu-1={slow_fake.url}"]
+    )
 
 
 async def new_page(browser: Browser, errors: list[str]) -> Page:

@@ -18,7 +18,7 @@
   }
 
   function actions(job) {
-    const cell = h("td", { class: "actions" });
+    const cell = h("td", { class: "row-actions" });
     const act = (label, run) => h("button", {
       type: "button", class: "button small", onclick: async (event) => {
         event.target.disabled = true;
