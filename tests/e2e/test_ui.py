@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
 from atelier.testing import ThreadedFakeComfyUI
@@ -237,4 +238,58 @@ async def test_sign_in_with_a_key_when_keys_exist(server: Any, browser: Browser)
     await page.get_by_role("button", name="Sign out").click()
     await page.wait_for_url("**/ui/login?next=*")
     assert await page.evaluate("() => sessionStorage.getItem('atelier.apiKey')") is None
+    assert errors == []
+
+
+async def test_image_inputs_by_upload_earlier_output_and_url(
+    server: Any, browser: Browser, tmp_path: Path
+) -> None:
+    async with server.client() as client:
+        earlier = await submit(client, image_graph(size=96))
+        earlier = await job_reaches(client, earlier["id"], "completed")
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (80, 40), (200, 40, 40)).save(photo)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+
+    async def run_blur(choose: Any) -> dict[str, Any]:
+        await page.goto(f"{server.url}/ui/submit?workflow=blur")
+        await expect(page.locator("#workflow-name")).to_have_text("blur")
+        await choose()
+        await page.get_by_role("button", name="Run").click()
+        await page.wait_for_url("**/ui/jobs/*")
+        await expect(page.locator("#job-status")).to_have_text("completed", timeout=20000)
+        await expect(page.locator("#job-outputs img")).to_be_visible()
+        async with server.client() as client:
+            return await job_reaches(client, page.url.rsplit("/", 1)[1], "completed")
+
+    async def upload() -> None:
+        await page.set_input_files("#f-image", str(photo))
+        await expect(page.locator('[data-field="image"]')).to_contain_text("uploaded (80\u00d740)")
+
+    job = await run_blur(upload)
+    assert (job["outputs"][0]["width"], job["outputs"][0]["height"]) == (80, 40)
+
+    async def pick_earlier() -> None:
+        await page.get_by_role("button", name="Earlier output").click()
+        await page.locator(f'[data-artifact-id="{earlier["outputs"][0]["id"]}"]').click()
+        await screenshot(page, "submit-image-input")
+
+    job = await run_blur(pick_earlier)
+    assert job["outputs"][0]["width"] == 96
+    async with server.client() as client:  # the input is a copy of that output
+        used = await client.get(f"/api/v1/artifacts/{job['params']['image']}")
+        original = await client.get(f"/api/v1/artifacts/{earlier['outputs'][0]['id']}")
+    assert used.status_code == 200 and used.content == original.content
+
+    # A URL the server refuses (a private address) is a 422 shown on that field.
+    await page.goto(f"{server.url}/ui/submit?workflow=blur")
+    await page.get_by_role("button", name="URL").click()
+    await page.fill("#f-image-url", "https://127.0.0.1/cat.png")
+    await page.get_by_role("button", name="Run").click()
+    field = page.locator('[data-field="image"]')
+    await expect(field).to_have_class("field invalid")
+    await expect(field.locator(".field-error")).not_to_be_empty()
+    await expect(page.locator("#submit-error")).to_be_visible()
+    assert page.url.endswith("/ui/submit?workflow=blur")
     assert errors == []

@@ -91,14 +91,15 @@
       tabs.querySelectorAll("button").forEach((b) => b.classList.toggle("active", b.dataset.pane === which));
       if (which === "output" && !loadedOutputs) {
         loadedOutputs = true;
-        loadOutputs(kind, outputs, (artifact) => choose(artifact.id, artifact.url, `output ${artifact.filename}`));
+        loadOutputs(kind, outputs, (artifact) => choose(artifact.id, null, null)); // the pick shows it
       }
     };
     const tabs = h("div", { class: "tabs" }, ...[["upload", "Upload"], ["url", "URL"], ["output", "Earlier output"]].map(
       ([key, label]) => h("button", { type: "button", class: "tab", dataset: { pane: key }, onclick: () => show(key) }, label)));
     const choose = (id, src, label) => {
       value = id;
-      preview.replaceChildren(src && kind === "image" ? h("img", { src, alt: label }) : h("span", { class: "small" }, label));
+      if (!label) preview.replaceChildren();
+      else preview.replaceChildren(src && kind === "image" ? h("img", { src, alt: label }) : h("span", { class: "small" }, label));
     };
     file.addEventListener("change", async () => {
       if (!file.files.length) return;
@@ -279,8 +280,8 @@
     const { items } = await api("/api/v1/workflows");
     list.replaceChildren(...items.map((workflow) => h("li", { dataset: { name: workflow.name } },
       h("button", { type: "button", onclick: () => choose(workflow.name).catch((e) => showBanner(problemText(e))) },
-        h("span", { class: "wf-name" }, workflow.name),
-        h("span", { class: "wf-kinds" }, ...(workflow.outputs || []).map((kind) => h("span", { class: `tag kind-${kind}` }, kind))),
+        h("span", { class: "wf-head" }, h("span", { class: "wf-name" }, workflow.name),
+          ...(workflow.outputs || []).map((kind) => h("span", { class: `tag kind-${kind}` }, kind))),
         h("span", { class: "wf-desc muted small" }, workflow.description || "")))));
     const wanted = new URLSearchParams(location.search).get("workflow");
     if (wanted && items.some((w) => w.name === wanted)) await choose(wanted);
