@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
+from atelier.api import outputs as outputs_api
 from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
 from atelier.api.limits import BodySizeLimit
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (workflows_api, uploads_api):  # workflow templates and media inputs
         app.include_router(module.router)
     workflows_api.install(app)  # one documented route per workflow, kept current
+    app.include_router(outputs_api.router)  # the web UI's gallery, and anyone's
     install_ui(app)  # the web UI at /ui (docs/UI.md)
     openapi.install(app)  # problem+json answers in the document: wraps the above, so last
     app.add_middleware(AuditTrail)

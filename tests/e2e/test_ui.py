@@ -150,13 +150,16 @@ async def test_gallery_shows_outputs_as_what_they_are_and_filters(
         ]
         for job in jobs:
             await job_reaches(client, job["id"], "completed")
+        first = (await job_reaches(client, jobs[0]["id"], "completed"))["outputs"][0]
+        blurred = await client.post("/api/v1/workflows/blur/jobs", json={"image": first["id"]})
+        await job_reaches(client, blurred.json()["id"], "completed")
     errors: list[str] = []
     page = await new_page(browser, errors)
     await page.goto(f"{server.url}/ui/gallery")
     tiles = page.locator(".tile")
-    await expect(tiles).to_have_count(3)
+    await expect(tiles).to_have_count(4)
     await expect(page.locator(".tile video")).to_have_count(1)
-    await expect(page.locator(".tile img")).to_have_count(2)
+    await expect(page.locator(".tile img")).to_have_count(3)
     for image in await page.locator(".tile img").all():
         await expect(image).to_have_js_property("complete", True)
         assert await image.evaluate("img => img.naturalWidth") > 0
@@ -167,6 +170,9 @@ async def test_gallery_shows_outputs_as_what_they_are_and_filters(
     await expect(page.locator(".tile video")).to_have_count(1)
     await page.select_option("#filter-kind", "")
     await page.select_option("#filter-workflow", "blur")
+    await expect(tiles).to_have_count(1)
+    await expect(tiles.first).to_contain_text("blur")
+    await page.select_option("#filter-workflow", "invert")
     await expect(page.locator("#gallery-empty")).to_be_visible()
     await expect(tiles).to_have_count(0)
 

@@ -1,5 +1,5 @@
 // Gallery: finished outputs as a grid of thumbnails, filtered by workflow and kind.
-// Sources are pluggable: "My outputs" reads the caller's completed jobs; another section
+// Sources are pluggable: "My outputs" reads GET /api/v1/outputs; another section
 // (the studio's published items) adds one with Atelier.gallerySources.push({id, label,
 // load(filters, cursor) -> {items: [{artifact, job_id, workflow, created_at}], next}}).
 "use strict";
@@ -13,30 +13,22 @@
   const kindFilter = document.getElementById("filter-kind");
   const PAGE = 24;
 
-  // The caller's completed jobs, newest first, flattened to their outputs. The jobs API
-  // filters by status only, so workflow and kind are filtered here, reading further pages
-  // until a page of matches (or the end) is found.
+  // Every output of the jobs the caller may see, filtered and paged by the server.
   const mine = {
     id: "mine",
     label: "My outputs",
     async load(filters, cursor) {
-      const items = [];
-      let next = cursor;
-      for (let pages = 0; pages < 10 && items.length < PAGE; pages += 1) {
-        const query = new URLSearchParams({ status: "completed", limit: "50" });
-        if (next) query.set("cursor", next);
-        const page = await api(`/api/v1/jobs?${query}`);
-        for (const job of page.items) {
-          if (filters.workflow && (job.workflow || "(graph)") !== filters.workflow) continue;
-          for (const artifact of job.outputs) {
-            if (filters.kind && artifact.kind !== filters.kind) continue;
-            items.push({ artifact, job_id: job.id, workflow: job.workflow, created_at: job.finished_at || job.created_at });
-          }
-        }
-        next = page.next_cursor;
-        if (!next) break;
-      }
-      return { items, next };
+      const query = new URLSearchParams({ limit: String(PAGE) });
+      if (filters.workflow) query.set("workflow", filters.workflow);
+      if (filters.kind) query.set("kind", filters.kind);
+      if (cursor) query.set("cursor", cursor);
+      const page = await api(`/api/v1/outputs?${query}`);
+      return {
+        items: page.items.map((artifact) => ({
+          artifact, job_id: artifact.job_id, workflow: artifact.workflow, created_at: artifact.created_at,
+        })),
+        next: page.next_cursor,
+      };
     },
   };
   gallerySources.unshift(mine);
@@ -91,7 +83,7 @@
 
   async function workflows() {
     const { items } = await api("/api/v1/workflows");
-    workflowFilter.append(...items.map((w) => h("option", { value: w.name }, w.name)), h("option", { value: "(graph)" }, "raw graphs"));
+    workflowFilter.append(...items.map((w) => h("option", { value: w.name }, w.name)));
   }
 
   workflowFilter.addEventListener("change", () => load(true));

@@ -129,8 +129,8 @@
 
   async function loadOutputs(kind, box, onPick) {
     try {
-      const page = await api("/api/v1/jobs?status=completed&limit=30");
-      const artifacts = page.items.flatMap((job) => job.outputs).filter((a) => a.kind === kind).slice(0, 24);
+      const page = await api(`/api/v1/outputs?kind=${encodeURIComponent(kind)}&limit=24`);
+      const artifacts = page.items;
       if (!artifacts.length) {
         box.replaceChildren(h("p", { class: "muted small" }, `No earlier ${kind} outputs yet.`));
         return;
