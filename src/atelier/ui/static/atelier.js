@@ -134,7 +134,7 @@ const Atelier = (() => {
       else if (value === true) element.setAttribute(name, "");
       else element.setAttribute(name, String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       element.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }

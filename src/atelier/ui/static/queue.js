@@ -102,10 +102,12 @@
     refreshTimer = setTimeout(refreshQueued, 400);
   }
 
+  // One request for every queued job's position (a busy queue must not cost a request
+  // per row: keys have a rate limit).
   async function refreshQueued() {
-    for (const { job } of [...rows.values()]) {
-      if (job.status === "queued") update(await api(`/api/v1/jobs/${encodeURIComponent(job.id)}`));
-    }
+    if (![...rows.values()].some(({ job }) => job.status === "queued")) return;
+    const page = await api("/api/v1/jobs?status=queued&limit=200");
+    for (const job of page.items) if (rows.has(job.id)) update(job);
   }
 
   function onEvent(event) {
