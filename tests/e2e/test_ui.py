@@ -135,6 +135,12 @@ async def test_the_queue_follows_a_job_live_and_cancels_it(server: Any, browser:
         assert (await job_reaches(client, long["id"], "cancelled"))["status"] == "cancelled"
         await row.get_by_role("button", name="Retry").click()
         await expect(row).not_to_have_attribute("data-status", "cancelled")
+        await page.get_by_role("button", name="Completed").click()
+        await expect(page.locator("#jobs tbody tr")).to_have_count(1)
+        await expect(page.locator(f'tr[data-job-id="{done["id"]}"]')).to_be_visible()
+        await page.get_by_role("button", name="Active").click()
+        await expect(page.locator(f'tr[data-job-id="{long["id"]}"]')).to_be_visible()
+        await expect(page.locator("#jobs tbody tr")).to_have_count(1)
         await client.post(f"/api/v1/jobs/{long['id']}/cancel")
     assert errors == []
 

@@ -51,16 +51,22 @@
         downloadLink(artifact)));
   }
 
+  // A filter change starts over; answers to an older request are dropped, so the grid
+  // always shows the last filters chosen.
+  let generation = 0;
   async function load(reset) {
-    if (loading) return;
+    if (loading && !reset) return;
+    if (reset) {
+      generation += 1;
+      cursor = null;
+    }
+    const ticket = generation;
     loading = true;
     try {
-      if (reset) {
-        cursor = null;
-        grid.replaceChildren();
-      }
       const filters = { workflow: workflowFilter.value, kind: kindFilter.value };
       const page = await source.load(filters, cursor);
+      if (ticket !== generation) return;
+      if (reset) grid.replaceChildren();
       grid.append(...page.items.map(card));
       cursor = page.next;
       more.hidden = !cursor;
@@ -68,7 +74,7 @@
     } catch (error) {
       showBanner(problemText(error));
     } finally {
-      loading = false;
+      if (ticket === generation) loading = false;
     }
   }
 

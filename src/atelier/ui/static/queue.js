@@ -71,16 +71,20 @@
     empty.hidden = rows.size > 0;
   }
 
+  let generation = 0; // a filter change drops the answers to the previous filter's list
   async function load({ reset = false } = {}) {
     if (reset) {
+      generation += 1;
       cursor = null;
       rows.clear();
       body.replaceChildren();
     }
+    const ticket = generation;
     const query = new URLSearchParams({ limit: "50" });
     if (statusFilter) query.set("status", statusFilter);
     if (cursor) query.set("cursor", cursor);
     const page = await api(`/api/v1/jobs?${query}`);
+    if (ticket !== generation) return;
     for (const job of page.items) update(job, { append: true });
     cursor = page.next_cursor;
     more.hidden = !cursor;
