@@ -11,6 +11,7 @@ from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
 from atelier.api import mcp_endpoint as mcp_api
 from atelier.api import operations as operations_api
+from atelier.api import outputs as outputs_api
 from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
 from atelier.api.bodies import JsonBodyGuard
@@ -20,6 +21,7 @@ from atelier.api.strict_query import reject_unknown_query
 from atelier.runtime import start_runtime, stop_runtime
 from atelier.settings import Settings
 from atelier.telemetry.metrics import Metrics, RequestMetrics
+from atelier.ui import install as install_ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     workflows_api.install(app)  # one documented route per workflow, kept current
     mcp_api.install(app)  # /mcp: the MCP tools over streamable HTTP, same API keys
+    app.include_router(outputs_api.router)  # the web UI's gallery, and anyone's
+    install_ui(app)  # the web UI at /ui (docs/UI.md)
     openapi.install(app)  # problem+json answers in the document: wraps the above, so last
     app.add_middleware(AuditTrail)
     app.add_middleware(JsonBodyGuard, max_depth=settings.max_json_depth)  # inside the size limit

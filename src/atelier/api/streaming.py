@@ -140,9 +140,18 @@ async def all_events(
     owner: Owner,
     last_event_id: Annotated[str | None, Header()] = None,
     after: EventId = None,
+    replay: Annotated[
+        bool,
+        Query(description="false: only events from now on (after a fresh GET /api/v1/jobs)"),
+    ] = True,
 ) -> EventSourceResponse:
-    """Server-Sent Events of every job you may see (every job, for admins)."""
-    return _sse(event_stream(runtime, None, _after(last_event_id, after), owner=owner))
+    """Server-Sent Events of every job you may see (every job, for admins). A reconnect's
+    Last-Event-ID (or `after`) always wins over `replay=false`."""
+    start = _after(last_event_id, after)
+    if not replay and last_event_id is None and after is None:
+        async with runtime.ledger.unit() as unit:
+            start = await unit.events.last_id()
+    return _sse(event_stream(runtime, None, start, owner=owner))
 
 
 @router.websocket("/api/v1/jobs/{job_id}/ws")

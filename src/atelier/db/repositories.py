@@ -284,6 +284,39 @@ class ArtifactRepository:
                 found[artifact.job_id].append(artifact)
         return found
 
+    async def outputs(
+        self,
+        *,
+        owner: str | None = None,
+        workflow: str | None = None,
+        kind: str | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> list[tuple[ArtifactRow, str | None]]:
+        """Jobs' outputs with the workflow that made them, newest first; ``owner`` is the
+        job's owner (who may see it), ``before`` the (created_at, id) last seen."""
+        query = (
+            select(ArtifactRow, JobRow.workflow)
+            .join(JobRow, JobRow.id == ArtifactRow.job_id)
+            .where(ArtifactRow.role == "output")
+        )
+        if owner is not None:
+            query = query.where(JobRow.owner == owner)
+        if workflow is not None:
+            query = query.where(JobRow.workflow == workflow)
+        if kind is not None:
+            query = query.where(ArtifactRow.kind == kind)
+        if before is not None:
+            created, artifact_id = before
+            query = query.where(
+                or_(
+                    ArtifactRow.created_at < created,
+                    and_(ArtifactRow.created_at == created, ArtifactRow.id < artifact_id),
+                )
+            )
+        query = query.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id.desc()).limit(limit)
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
     async def delete_for_job(self, job_id: str) -> list[str]:
         """Delete a job's artifacts; return the storage keys no other artifact uses."""
         self.changes.job(job_id)

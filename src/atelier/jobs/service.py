@@ -20,7 +20,16 @@ from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.progress import checkpoint_of
 from atelier.errors import ArtifactNotFound, InvalidRequest, JobNotFound, JobStateConflict
 from atelier.jobs.readmodel import JobReadModel, StatusDocument
-from atelier.jobs.views import ArtifactView, AttemptView, JobCreate, JobError, JobPage, JobView
+from atelier.jobs.views import (
+    ArtifactView,
+    AttemptView,
+    JobCreate,
+    JobError,
+    JobPage,
+    JobView,
+    OutputPage,
+    OutputView,
+)
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
 from atelier.workflows.jobs import WorkflowJobs
@@ -247,6 +256,32 @@ class JobsService:
             raise ArtifactNotFound(f"no artifact {artifact_id!r}")
         return artifact
 
+    async def outputs(
+        self,
+        *,
+        owner: str | None,
+        base_url: str,
+        workflow: str | None,
+        kind: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> OutputPage:
+        """Finished work, newest first: every output of the jobs the caller may see."""
+        before = _decode_cursor(cursor) if cursor else None
+        async with self.ledger.unit() as unit:
+            rows = await unit.artifacts.outputs(
+                owner=owner, workflow=workflow, kind=kind, before=before, limit=limit + 1
+            )
+        page, more = rows[:limit], len(rows) > limit
+        items = [
+            OutputView(
+                **artifact_view(artifact, base_url, self.sign_url).model_dump(), workflow=name
+            )
+            for artifact, name in page
+        ]
+        next_cursor = _encode_cursor(page[-1][0]) if more and page else None
+        return OutputPage(items=items, next_cursor=next_cursor)
+
     async def _view(
         self,
         unit: UnitOfWork,
@@ -346,8 +381,8 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3)
 
 
-def _encode_cursor(job: JobRow) -> str:
-    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+def _encode_cursor(row: JobRow | ArtifactRow) -> str:
+    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -164,3 +164,14 @@ class JobView(BaseModel):
 class JobPage(BaseModel):
     items: list[JobView]
     next_cursor: str | None
+
+
+class OutputView(ArtifactView):
+    """A job's output, with the workflow that made it (the gallery's items)."""
+
+    workflow: str | None = Field(None, description="The workflow template; null for a graph")
+
+
+class OutputPage(BaseModel):
+    items: list[OutputView]
+    next_cursor: str | None
