@@ -1,13 +1,13 @@
 """Model files the studio's built-in workflows name by default, for a fake that can run
 them (tests, `atelier serve --demo`). The fake only lists these names; nothing is loaded.
 
-| workflow | files |
-|---|---|
-| first_last_video | diffusion_models/wan2.1_flf2v_720p_14B_fp16.safetensors + the Wan encoders |
-| img2video_wan | diffusion_models/wan2.1_i2v_480p_14B_fp16.safetensors + the Wan encoders |
-| Wan encoders | text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors, vae/wan_2.1_vae.safetensors, clip_vision/clip_vision_h.safetensors |
-| reference_edit, camera_angle | diffusion_models/qwen_image_edit_2509_fp8_e4m3fn.safetensors, text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors, vae/qwen_image_vae.safetensors |
-| img2video_svd | checkpoints/svd_xt.safetensors |
+- first_last_video: diffusion_models/wan2.1_flf2v_720p_14B_fp16.safetensors
+- img2video_wan: diffusion_models/wan2.1_i2v_480p_14B_fp16.safetensors
+- both Wan ones: text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors,
+  vae/wan_2.1_vae.safetensors, clip_vision/clip_vision_h.safetensors
+- reference_edit, camera_angle: diffusion_models/qwen_image_edit_2509_fp8_e4m3fn.safetensors,
+  text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors, vae/qwen_image_vae.safetensors
+- img2video_svd: checkpoints/svd_xt.safetensors
 """
 
 from __future__ import annotations
