@@ -15,6 +15,7 @@ SCENARIOS = {
     "memory": "Scenario 7: server memory with 100,000 jobs and a 200 MB download",
     "hostile": "Hostile input across the API: 4xx problems only, latency, peak RSS",
     "chaos": "Scenario 8: kills, dropped sockets, 500s, a database restart; every job counted",
+    "join": "Studio: joining video segments with PyAV, time and peak memory",
 }
 
 

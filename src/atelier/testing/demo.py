@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from atelier.testing.fake_comfyui import FakeComfyUI
+from atelier.testing.studio_models import with_studio_models
 
 MOTION_MODELS = ["mm_sd_v15_v2.ckpt"]
 
@@ -96,7 +97,7 @@ def demo_comfyui(root_dir: Path, *, step_time: float) -> FakeComfyUI:
     return FakeComfyUI(
         root_dir=root_dir,
         step_time=step_time,
-        models=DEMO_MODELS,
+        models=with_studio_models(DEMO_MODELS),  # the studio's video and edit models too
         custom_nodes=SIMULATED_CUSTOM_NODES,
         name="demo",
     )
