@@ -9,6 +9,7 @@
     │   ├── InputUnavailable          422 input-unavailable (a URL input could not be fetched)
     │   └── WorkflowInvalid           422 workflow-invalid (errors: [{field|node_id, reason}])
     │       └── WorkflowNotConvertible  422 workflow-not-convertible (UI-format graph)
+    ├── MediaUnreadable               422 media-unreadable (not the image or video it should be)
     ├── RequestTooLarge               413 request-too-large
     ├── Unauthorized                  401 unauthorized (with WWW-Authenticate)
     ├── Forbidden                     403 forbidden
@@ -442,3 +443,19 @@ class ProjectArchived(Conflict):
 
     slug = "project-archived"
     title = "Project archived"
+
+
+# -- media (studio) ---------------------------------------------------------------------
+
+
+class MediaUnreadable(AtelierError):
+    """A file is not the image or video it should be (unreadable, no video stream, empty)."""
+
+    status = 422
+    slug = "media-unreadable"
+    title = "Media unreadable"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}", path=path, reason=reason)
+        self.path = path
+        self.reason = reason
