@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from atelier.api.deps import BaseUrl, Creator, Owner
 from atelier.api.studio_deps import StudioDep
 from atelier.errors import InvalidRequest
+from atelier.production.run_views import GenerateRequest, RunView
 from atelier.production.views import (
     Bible,
     BiblePatch,
@@ -91,9 +92,7 @@ async def get_bible(project_id: str, studio: StudioDep, owner: Owner) -> BibleVi
 
 
 @router.put("/{project_id}/bible", operation_id="replace_bible")
-async def replace_bible(
-    project_id: str, body: Bible, studio: StudioDep, owner: Owner
-) -> BibleView:
+async def replace_bible(project_id: str, body: Bible, studio: StudioDep, owner: Owner) -> BibleView:
     return await studio.projects.put_bible(project_id, body, owner=owner)
 
 
@@ -200,3 +199,24 @@ async def remove_reference_image(
     return await studio.projects.remove_reference(
         project_id, character, artifact_id, owner=owner, base_url=base_url
     )
+
+
+@router.post(
+    "/{project_id}/generate", status_code=status.HTTP_202_ACCEPTED, operation_id="generate"
+)
+async def generate(
+    project_id: str,
+    body: GenerateRequest,
+    response: Response,
+    studio: StudioDep,
+    owner: Owner,
+    creator: Creator,
+    base_url: BaseUrl,
+) -> RunView:
+    """Make something from the project: duration 0 is a still, up to 5 s one shot, longer
+    a video by segments. Answers with the run (follow it at /api/v1/runs/{id})."""
+    run = await studio.runs.generate(
+        project_id, body, owner=owner, creator=creator, base_url=base_url
+    )
+    response.headers["Location"] = f"/api/v1/runs/{run.id}"
+    return run

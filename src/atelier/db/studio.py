@@ -64,7 +64,9 @@ class ProjectRepository:
 
     async def delete(self, project_id: str) -> None:
         # Explicit deletes: SQLite does not enforce ON DELETE CASCADE without a pragma.
-        await self.session.execute(delete(CharacterRow).where(CharacterRow.project_id == project_id))
+        await self.session.execute(
+            delete(CharacterRow).where(CharacterRow.project_id == project_id)
+        )
         await self.session.execute(delete(BibleRow).where(BibleRow.project_id == project_id))
         await self.session.execute(
             update(StudioOutputRow)

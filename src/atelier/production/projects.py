@@ -75,7 +75,11 @@ class ProjectsService:
             updated_at=now,
         )
         bible = BibleRow(
-            project_id=project.id, title=body.name, description="", style={}, world={},
+            project_id=project.id,
+            title=body.name,
+            description="",
+            style={},
+            world={},
             updated_at=now,
         )
         async with self.database.transaction() as session:
@@ -107,7 +111,9 @@ class ProjectsService:
             next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
         )
 
-    async def update(self, project_id: str, body: ProjectPatch, *, owner: str | None) -> ProjectView:
+    async def update(
+        self, project_id: str, body: ProjectPatch, *, owner: str | None
+    ) -> ProjectView:
         changes = body.model_dump(exclude_unset=True)
         async with self.database.transaction() as session:
             project = await ProjectRepository(session).get(project_id, owner=owner)
@@ -218,9 +224,7 @@ class ProjectsService:
             rows = await ProjectRepository(session).characters(project_id)
         return CharacterList(items=[await self._character_view(c, base_url) for c in rows])
 
-    async def character_row(
-        self, project_id: str, key: str, *, owner: str | None
-    ) -> CharacterRow:
+    async def character_row(self, project_id: str, key: str, *, owner: str | None) -> CharacterRow:
         await self.row(project_id, owner=owner)
         async with self.database.transaction() as session:
             character = await ProjectRepository(session).character(project_id, key)
@@ -256,9 +260,9 @@ class ProjectsService:
                 character = await repository.character(project_id, row.id)
                 if character is None:
                     raise CharacterNotFound(f"no character {key!r} in project {project_id}")
-                if "name" in changes and changes["name"] != character.name:
-                    if await repository.character_named(project_id, changes["name"]):
-                        raise CharacterExists(f"project {project_id} has a {changes['name']!r}")
+                renamed = "name" in changes and changes["name"] != character.name
+                if renamed and await repository.character_named(project_id, changes["name"]):
+                    raise CharacterExists(f"project {project_id} has a {changes['name']!r}")
                 for name, value in changes.items():
                     setattr(character, name, value)
                 character.updated_at = utcnow()
@@ -284,7 +288,9 @@ class ProjectsService:
         if len(given) != 1:
             raise ValidationFailed(
                 "give exactly one of artifact, url or base64",
-                errors=[{"field": "artifact", "reason": "give exactly one of artifact, url, base64"}],
+                errors=[
+                    {"field": "artifact", "reason": "give exactly one of artifact, url, base64"}
+                ],
             )
         row = await self.character_row(project_id, key, owner=owner)
         if len(row.references) >= MAX_REFERENCES:
@@ -292,12 +298,19 @@ class ProjectsService:
                 f"a character has at most {MAX_REFERENCES} reference images", field="artifact"
             )
         artifact = await self.media.resolve(
-            self.units, given, kind="image", field=next(iter(given)), owner=owner,
-            visible_owner=owner, job_id=None,  # type: ignore[arg-type]
+            self.units,
+            given,
+            kind="image",
+            field=next(iter(given)),
+            owner=owner,
+            visible_owner=owner,
+            job_id=None,  # type: ignore[arg-type]
         )
         async with self.units() as unit:
             await unit.artifacts.add(artifact)
-        return await self.set_references(row.id, project_id, [*row.references, artifact.id], base_url)
+        return await self.set_references(
+            row.id, project_id, [*row.references, artifact.id], base_url
+        )
 
     async def set_references(
         self, character_id: str, project_id: str, references: list[str], base_url: str
@@ -358,7 +371,7 @@ def project_view(row: ProjectRow) -> ProjectView:
         id=row.id,
         name=row.name,
         description=row.description,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         defaults=ProjectDefaults.model_validate(row.defaults or {}),
         labels={k: str(v) for k, v in (row.labels or {}).items()},
         published=row.published,

@@ -65,7 +65,11 @@ def compose_prompt(
     for character in characters:
         groups.append(_parts(character.fragment))
         groups.append(
-            [_trait(k, v) for k, v in sorted(character.visual_traits.items()) if v not in ("", None)]
+            [
+                _trait(k, v)
+                for k, v in sorted(character.visual_traits.items())
+                if v not in ("", None)
+            ]
         )
     groups.append(_parts(shot))
     groups.append(_parts(extra))

@@ -70,9 +70,7 @@ def upgrade() -> None:
         _when("updated_at"),
     )
     op.create_index("ix_characters_project_id", "characters", ["project_id"])
-    op.create_index(
-        "ux_characters_project_name", "characters", ["project_id", "name"], unique=True
-    )
+    op.create_index("ux_characters_project_name", "characters", ["project_id", "name"], unique=True)
     op.create_table(
         "pipeline_runs",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -120,9 +118,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_pipeline_steps_run_id", "pipeline_steps", ["run_id"])
     op.create_index("ix_pipeline_steps_job_id", "pipeline_steps", ["job_id"])
-    op.create_index(
-        "ux_pipeline_steps_run_name", "pipeline_steps", ["run_id", "name"], unique=True
-    )
+    op.create_index("ux_pipeline_steps_run_name", "pipeline_steps", ["run_id", "name"], unique=True)
     op.create_table(
         "studio_outputs",
         sa.Column("artifact_id", sa.String(36), primary_key=True),
