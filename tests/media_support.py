@@ -43,3 +43,16 @@ def moving_box_segments(tmp: Path, count: int, frames: int, step: int = 2) -> li
         images = [box_frame(start + i * step, size=(96, 48)) for i in range(frames)]
         paths.append(write_video(tmp / f"segment_{number}.mp4", images, fps=16))
     return paths
+
+
+def character(seed: int, size: tuple[int, int] = (128, 128)) -> Image.Image:
+    """A made-up character sheet: a background and a few coloured shapes from the seed."""
+    import random
+
+    rng = random.Random(seed)
+    image = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x, y, w = rng.randrange(size[0]), rng.randrange(size[1]), rng.randrange(15, 60)
+        draw.ellipse((x, y, x + w, y + w * 1.3), fill=tuple(rng.randrange(256) for _ in range(3)))
+    return image
