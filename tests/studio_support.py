@@ -7,7 +7,6 @@ import io
 from typing import Any
 
 import httpx
-
 from PIL import Image, ImageDraw
 
 from tests.helpers import eventually
