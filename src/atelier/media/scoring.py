@@ -4,12 +4,14 @@
   duration) and its pictures are neither blank (no contrast) nor flat noise (no spatial
   structure: neighbouring pixels uncorrelated). Pass/fail per check; value = the share
   of checks passed, and by default every check must pass.
-- `consistency`: how alike a candidate and reference images look, by the perceptual hash
-  (pHash, `imagehash`: the signs of the low-frequency DCT of a 32x32 greyscale copy; it
-  keeps composition and shapes, ignores colour, small crops and compression). Scaled so
-  that the same picture is 1 and an unrelated one about 0. It does not recognise a
-  character; it tells whether the output kept the reference's layout of light and dark.
-  A reference with no structure (a flat colour) is compared by its mean colour instead.
+- `consistency`: how alike a candidate and reference images look, by the structural
+  similarity index (SSIM, scikit-image) of greyscale copies COMPARE_WIDTH pixels wide:
+  local means, contrasts and correlations of light and dark, 1 for the same picture. It
+  keeps composition and shapes and ignores colour, small shifts of tone and compression.
+  It does not recognise a character; it tells whether the output kept the reference's
+  layout. (A perceptual hash was tried first: its 64 bits flip too easily near the
+  threshold.) A reference of another aspect is centre-cropped to the candidate's first;
+  a reference with no structure (a flat colour) is compared by its mean colour instead.
 - `seam_continuity`: at each seam between video segments, the change from the last frame
   before it to the first frame after it, against the largest change between neighbouring
   frames inside the segments. A seam no bigger than that is continuous.
@@ -25,17 +27,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import imagehash
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
+from skimage.metrics import structural_similarity
 
 from atelier.errors import MediaUnreadable
 from atelier.media import video
 
 BLANK_STD = 0.02  # luminance standard deviation (0..1) below which a picture is blank
 NOISE_CORRELATION = 0.3  # neighbour correlation below which a picture is flat noise
-HASH_SIZE = 8  # pHash of 8x8 = 64 bits
-COMPARE_WIDTH = 64  # frames are compared at this width
+COMPARE_WIDTH = 64  # frames and references are compared at this width
 SAMPLE_FRAMES = 8  # frames of a video that the picture checks look at
 # A seam scores 1 while its step is no bigger than the largest step inside, falling to 0
 # at twice that; passing at 0.9 leaves 10 % for compression noise on steady motion.
@@ -209,17 +210,39 @@ def _pictures(source: Path | Image.Image) -> list[Image.Image]:
     return video.read_frames(source, sorted({0, count // 2, max(0, count - 1)}))
 
 
+def _same_aspect(reference: Image.Image, candidate: Image.Image) -> Image.Image:
+    """The reference centre-cropped to the candidate's aspect (as ComfyUI's "center" crop
+    does when a node scales a reference to its output size)."""
+    ref_aspect = reference.width / reference.height
+    aspect = candidate.width / candidate.height
+    if abs(ref_aspect - aspect) < 0.01:
+        return reference
+    if ref_aspect > aspect:
+        width = round(reference.height * aspect)
+        left = (reference.width - width) // 2
+        return reference.crop((left, 0, left + width, reference.height))
+    height = round(reference.width / aspect)
+    top = (reference.height - height) // 2
+    return reference.crop((0, top, reference.width, top + height))
+
+
 def _similarity(candidate: Image.Image, reference: Image.Image) -> tuple[float, str]:
+    reference = _same_aspect(reference, candidate)
     if contrast(reference) < BLANK_STD:
         # A flat reference has no structure to hash: compare the mean colours.
         a = np.asarray(candidate.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
         b = np.asarray(reference.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
         distance = float(np.linalg.norm(a - b)) / (255 * math.sqrt(3))
         return 1 - 2 * distance, "mean_colour"
-    bits = HASH_SIZE * HASH_SIZE
-    distance = imagehash.phash(candidate, HASH_SIZE) - imagehash.phash(reference, HASH_SIZE)
-    # Unrelated pictures differ in about half the bits: that maps to 0.
-    return 1 - 2 * int(distance) / bits, "phash"
+    size = (COMPARE_WIDTH, max(7, round(candidate.height * COMPARE_WIDTH / candidate.width)))
+    a, b = (
+        np.asarray(image.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float64)
+        for image in (candidate, reference)
+    )
+    value = structural_similarity(  # type: ignore[no-untyped-call]
+        a / 255, b / 255, data_range=1.0, gaussian_weights=True, sigma=1.5
+    )
+    return float(value), "ssim"
 
 
 def consistency(

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from PIL import Image
 
 from atelier.testing import nodes_image as _nodes_image  # noqa: F401  (registers nodes)
+from atelier.testing import nodes_video as _nodes_video  # noqa: F401  (registers nodes)
 from atelier.testing.graph import ExecutionList, SignatureCache, Signatures, Unhashable, is_link
 from atelier.testing.media import Dirs, encode_png, write_file
 from atelier.testing.node_api import (

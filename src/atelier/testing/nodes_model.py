@@ -12,11 +12,13 @@ from typing import Any
 
 from PIL import Image
 
+from atelier.testing import motion
 from atelier.testing.media import encode_flac, encode_mp4, save_target
 from atelier.testing.node_api import JsonDict, NodeContext, NodeOutput, node, temp_prefix
 from atelier.testing.values import (
     AudioClip,
     Conditioning,
+    Guide,
     ImageBatch,
     Latent,
     ModelRef,
@@ -85,7 +87,9 @@ async def empty_latent_image(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
     return NodeOutput((Latent(width, height, inputs["batch_size"]),))
 
 
-async def _sample(ctx: NodeContext, inputs: JsonDict, seed: int, run_steps: int) -> NodeOutput:
+async def _sample(
+    ctx: NodeContext, inputs: JsonDict, seed: int, run_steps: int, denoise: float
+) -> NodeOutput:
     latent = inputs["latent_image"]
     if not isinstance(latent, Latent):
         raise TypeError(f"latent_image is not a latent: {format_value(latent)}")
@@ -104,26 +108,23 @@ async def _sample(ctx: NodeContext, inputs: JsonDict, seed: int, run_steps: int)
         getattr(negative, "text", str(negative)),
         latent.content,
     ).hex()
-    return NodeOutput((Latent(latent.width, latent.height, latent.batch, content),))
+    guide = motion.sampled_guide(latent, positive, denoise)
+    sampled = Latent(latent.width, latent.height, latent.batch, content, latent.length, guide)
+    return NodeOutput((sampled,))
 
 
 @node("KSampler")
 async def ksampler(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
-    return await _sample(ctx, inputs, inputs["seed"], inputs["steps"])
+    return await _sample(ctx, inputs, inputs["seed"], inputs["steps"], inputs["denoise"])
 
 
 @node("KSamplerAdvanced")
 async def ksampler_advanced(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
     last = min(inputs.get("end_at_step", 10000), inputs["steps"])
-    run_steps = max(0, last - inputs.get("start_at_step", 0))
-    return await _sample(ctx, inputs, inputs["noise_seed"], run_steps)
-
-
-def _decode(latent: Latent, vae: str) -> ImageBatch:
-    return [
-        pattern_image(latent.width, latent.height, latent.content, vae, index)
-        for index in range(latent.batch)
-    ]
+    first = inputs.get("start_at_step", 0)
+    run_steps = max(0, last - first)
+    denoise = 1.0 - min(first, inputs["steps"]) / inputs["steps"]
+    return await _sample(ctx, inputs, inputs["noise_seed"], run_steps, denoise)
 
 
 @node("VAEDecode")
@@ -131,7 +132,7 @@ async def vae_decode(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
     latent = inputs["samples"]
     if not isinstance(latent, Latent):
         raise TypeError(f"samples is not a latent: {format_value(latent)}")
-    return NodeOutput((await ctx.cpu(_decode, latent, str(inputs["vae"])),))
+    return NodeOutput((await ctx.cpu(motion.decode, latent, str(inputs["vae"])),))
 
 
 @node("VAEEncode")
@@ -139,7 +140,11 @@ async def vae_encode(ctx: NodeContext, inputs: JsonDict) -> NodeOutput:
     images: ImageBatch = inputs["pixels"]
     thumb = await ctx.cpu(lambda: images[0].resize((8, 8)).tobytes())
     width, height = images[0].width // 8 * 8, images[0].height // 8 * 8
-    return NodeOutput((Latent(width, height, len(images), stable_digest(thumb).hex()),))
+    # The latent holds its pixels: a sampler keeps some of them (img2img), a decode of
+    # the latent itself gives them back.
+    guide = Guide(pixels=tuple(images), pixel_strength=1.0)
+    content = stable_digest(thumb).hex()
+    return NodeOutput((Latent(width, height, len(images), content, guide=guide),))
 
 
 @node("ImageUpscaleWithModel")

@@ -8,7 +8,7 @@ descriptive records: enough to make results deterministic, nothing to compute wi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
@@ -30,10 +30,30 @@ class ModelRef:
         return f"<{self.kind} {self.name}{patched}>"
 
 
+@dataclass(frozen=True, eq=False)
+class Guide:
+    """The pictures a real model would follow, carried from conditioning to the decode.
+
+    `pixels` are what an encoded latent holds (img2img keeps `pixel_strength` of them),
+    `references` the images of a reference edit (a visible trace of `reference_strength`),
+    `start`/`end` the frames a video must begin and end on (see testing/motion.py).
+    """
+
+    pixels: tuple[Image.Image, ...] = ()
+    pixel_strength: float = 0.0
+    references: tuple[Image.Image, ...] = ()
+    reference_strength: float = 0.0
+    start: Image.Image | None = None
+    end: Image.Image | None = None
+
+
 @dataclass(frozen=True)
 class Conditioning:
     text: str
     clip: str
+    # Images the conditioning carries (reference edits, video start/end frames); not part
+    # of equality: two encodings of one text compare equal, as the tensors would not.
+    guide: Guide | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"<CONDITIONING {self.text!r}>"
@@ -41,15 +61,21 @@ class Conditioning:
 
 @dataclass(frozen=True)
 class Latent:
-    """A latent batch; `width`/`height` are in pixels (multiples of 8, as VAE-decoded)."""
+    """A latent batch; `width`/`height` are in pixels (multiples of 8, as VAE-decoded).
+
+    A video latent decodes to `length` frames per batch entry.
+    """
 
     width: int
     height: int
     batch: int
     content: str = "empty"
+    length: int = 1
+    guide: Guide | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
-        return f"<LATENT {self.batch}x{self.width}x{self.height}>"
+        frames = f"x{self.length}" if self.length != 1 else ""
+        return f"<LATENT {self.batch}{frames}x{self.width}x{self.height}>"
 
 
 @dataclass(frozen=True)
