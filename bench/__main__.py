@@ -13,6 +13,7 @@ SCENARIOS = {
     "api": "Scenario 5: submit and status throughput and latency, SQLite and PostgreSQL",
     "progress": "Scenario 6: progress latency from ComfyUI to an SSE client",
     "memory": "Scenario 7: server memory with 100,000 jobs and a 200 MB download",
+    "join": "Studio: joining video segments with PyAV, time and peak memory",
 }
 
 

@@ -26,10 +26,10 @@ def write_video(
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_image(image)
             frame.pts = index
+            frame.time_base = Fraction(1, fps)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path

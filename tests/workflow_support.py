@@ -8,6 +8,7 @@ from typing import Any
 
 from PIL import Image
 
+from atelier.testing.studio_models import with_studio_models
 from tests.helpers import job_reaches
 
 WAIT = {"Prefer": "wait=30"}
@@ -35,30 +36,32 @@ async def run(client: Any, name: str, params: dict[str, Any], **query: Any) -> d
 
 
 # Every model file a built-in template names by default, so the fake can run them all.
-BUILTIN_MODELS: dict[str, list[str]] = {
-    "checkpoints": [
-        "v1-5-pruned-emaonly.safetensors",
-        "sd_xl_base_1.0.safetensors",
-        "sd-v1-5-inpainting.ckpt",
-        "svd_xt.safetensors",
-    ],
-    "loras": [
-        "Qwen-Edit-2509-Multiple-angles.safetensors",
-        "detail_tweaker.safetensors",
-        "film_grain.safetensors",
-    ],
-    "vae": ["ae.safetensors", "qwen_image_vae.safetensors"],
-    "upscale_models": ["RealESRGAN_x4plus.pth"],
-    "diffusion_models": [
-        "flux1-dev-kontext_fp8_scaled.safetensors",
-        "qwen_image_edit_2509_fp8_e4m3fn.safetensors",
-    ],
-    "text_encoders": [
-        "clip_l.safetensors",
-        "t5xxl_fp8_e4m3fn_scaled.safetensors",
-        "qwen_2.5_vl_7b_fp8_scaled.safetensors",
-    ],
-}
+BUILTIN_MODELS: dict[str, list[str]] = with_studio_models(
+    {
+        "checkpoints": [
+            "v1-5-pruned-emaonly.safetensors",
+            "sd_xl_base_1.0.safetensors",
+            "sd-v1-5-inpainting.ckpt",
+            "svd_xt.safetensors",
+        ],
+        "loras": [
+            "Qwen-Edit-2509-Multiple-angles.safetensors",
+            "detail_tweaker.safetensors",
+            "film_grain.safetensors",
+        ],
+        "vae": ["ae.safetensors", "qwen_image_vae.safetensors"],
+        "upscale_models": ["RealESRGAN_x4plus.pth"],
+        "diffusion_models": [
+            "flux1-dev-kontext_fp8_scaled.safetensors",
+            "qwen_image_edit_2509_fp8_e4m3fn.safetensors",
+        ],
+        "text_encoders": [
+            "clip_l.safetensors",
+            "t5xxl_fp8_e4m3fn_scaled.safetensors",
+            "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+        ],
+    }
+)
 
 
 def png(color: tuple[int, ...] = (255, 0, 0), size: tuple[int, int] = (32, 24)) -> bytes:

@@ -50,9 +50,13 @@ async def start_runtime(settings: Settings) -> Runtime:
     backends = list(settings.backends)
     if settings.demo:
         from atelier.testing import FakeComfyUI  # only --demo imports the fake
+        from atelier.testing.schema import DEFAULT_MODELS
+        from atelier.testing.studio_models import with_studio_models
 
         fake = FakeComfyUI(
-            root_dir=settings.data_dir / "demo-comfyui", step_time=settings.demo_step_time
+            root_dir=settings.data_dir / "demo-comfyui",
+            step_time=settings.demo_step_time,
+            models=with_studio_models(DEFAULT_MODELS),  # the studio's video and edit models
         )
         await fake.start()
         extras.append(fake)

@@ -99,3 +99,12 @@ def test_poster_frame_and_thumbnail_of_a_video_and_an_image(tmp_path: Path) -> N
     assert png.format == "PNG" and png.size == (16, 64)
     from_image = Image.open(io.BytesIO(video.thumbnail(poster, max_side=32)))
     assert from_image.size == (32, 24)
+
+
+@pytest.mark.parametrize("preset", ["medium", "veryfast"])
+def test_join_of_segments_longer_than_the_encoders_look_ahead(tmp_path: Path, preset: str) -> None:
+    # Past libx264's look-ahead, frames timed in the wrong base lose their timestamps.
+    frames = [box_frame(i % 48, (64, 32)) for i in range(70)]
+    long = write_video(tmp_path / "long.mp4", frames, fps=16)
+    info = video.join_segments([long, long], tmp_path / "out.mp4", fps=16, preset=preset)
+    assert info.frames == 139 and info.duration == pytest.approx(139 / 16, abs=1 / 16)

@@ -44,6 +44,9 @@ def test_the_builtins_are_all_there() -> None:
             "blur",
             "invert",
             "webp_animation",
+            "first_last_video",
+            "img2video_wan",
+            "reference_edit",
         ]
     )
 

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.frame import PictureType
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from atelier.errors import MediaUnreadable
@@ -149,7 +150,10 @@ def join_segments(
         stream = dst.add_stream(H264, rate=fps, options={"crf": str(crf), "preset": preset})
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
+        # Frames are timed in 1/fps; the muxer keeps its own (finer) time base. Forcing the
+        # stream's time base to 1/fps as well makes libx264's reordered timestamps collide
+        # past its look-ahead (PyAV 18: "pts 0" packets, EINVAL from the muxer).
+        frame_time = Fraction(1, fps)
         for number, path in enumerate(paths):
             skip = 1 if drop_shared_first_frame and number > 0 else 0
             for index, frame in enumerate(_decoded(path)):
@@ -157,7 +161,10 @@ def join_segments(
                     continue
                 scaled = frame.reformat(width=width, height=height, format="yuv420p")
                 scaled.pts = written
-                scaled.time_base = stream.time_base
+                scaled.time_base = frame_time
+                # A decoded frame remembers its old type (I, P, B); the encoder would take
+                # that as an order, and B-frames an encoder is not making break the mux.
+                scaled.pict_type = PictureType.NONE
                 dst.mux(stream.encode(scaled))
                 written += 1
         if written == 0:
