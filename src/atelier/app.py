@@ -9,9 +9,12 @@ from fastapi import Depends, FastAPI
 
 from atelier import __version__
 from atelier.api import admin, artifacts, jobs, openapi, problems, streaming, system, webhooks
+from atelier.api import gallery as gallery_api
 from atelier.api import mcp_endpoint as mcp_api
 from atelier.api import operations as operations_api
 from atelier.api import outputs as outputs_api
+from atelier.api import projects as projects_api
+from atelier.api import runs as runs_api
 from atelier.api import uploads as uploads_api
 from atelier.api import workflows as workflows_api
 from atelier.api.bodies import JsonBodyGuard
@@ -55,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (admin, webhooks):
         app.include_router(module.router)
     for module in (workflows_api, uploads_api):  # workflow templates and media inputs
+        app.include_router(module.router)
+    for module in (projects_api, runs_api, gallery_api):  # the studio (docs/STUDIO.md)
         app.include_router(module.router)
     workflows_api.install(app)  # one documented route per workflow, kept current
     mcp_api.install(app)  # /mcp: the MCP tools over streamable HTTP, same API keys

@@ -23,12 +23,19 @@
     │   ├── KeyNotFound               404 key-not-found
     │   ├── WebhookNotFound           404 webhook-not-found
     │   ├── DeliveryNotFound          404 delivery-not-found
-    │   └── WorkflowNotFound          404 workflow-not-found
+    │   ├── WorkflowNotFound          404 workflow-not-found
+    │   ├── ProjectNotFound           404 project-not-found
+    │   ├── CharacterNotFound         404 character-not-found
+    │   ├── PipelineNotFound          404 pipeline-not-found
+    │   └── RunNotFound               404 run-not-found
     ├── Conflict                      409 conflict
     │   ├── JobStateConflict          409 job-state-conflict
     │   ├── IdempotencyKeyReused      409 idempotency-key-reused
     │   ├── IdempotencyKeyInUse       409 idempotency-key-in-use
-    │   └── WorkflowExists            409 workflow-exists
+    │   ├── WorkflowExists            409 workflow-exists
+    │   ├── CharacterExists           409 character-exists
+    │   ├── RunStateConflict          409 run-state-conflict
+    │   └── ProjectArchived           409 project-archived
     ├── TooManyRequests               429 too-many-requests (with Retry-After)
     │   ├── RateLimited               429 rate-limited
     │   └── QuotaExceeded             429 quota-exceeded
@@ -418,6 +425,58 @@ class WorkflowExists(Conflict):
 
     slug = "workflow-exists"
     title = "Workflow exists"
+
+
+# The studio (issue 8): projects, characters, pipeline runs, the gallery.
+
+
+class ProjectNotFound(NotFound):
+    """No project with this id (or not yours)."""
+
+    slug = "project-not-found"
+    title = "Project not found"
+
+
+class CharacterNotFound(NotFound):
+    """No character with this id or name in this project."""
+
+    slug = "character-not-found"
+    title = "Character not found"
+
+
+class PipelineNotFound(NotFound):
+    """No pipeline with this name."""
+
+    slug = "pipeline-not-found"
+    title = "Pipeline not found"
+
+
+class RunNotFound(NotFound):
+    """No pipeline run with this id (or not yours)."""
+
+    slug = "run-not-found"
+    title = "Run not found"
+
+
+class CharacterExists(Conflict):
+    """The project has a character with this name already."""
+
+    slug = "character-exists"
+    title = "Character exists"
+
+
+class RunStateConflict(Conflict):
+    """The run (or its step) is not in a state that allows this."""
+
+    slug = "run-state-conflict"
+    title = "Run state conflict"
+
+
+class ProjectArchived(Conflict):
+    """The project is archived: unarchive it (PATCH status) before making anything in it."""
+
+    slug = "project-archived"
+    title = "Project archived"
 
 
 # -- media (studio) ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from atelier.team import start_team, stop_team
 
 if TYPE_CHECKING:
     from atelier.auth.service import Security
+    from atelier.production.studio import Studio
     from atelier.webhooks.delivery import DeliveryWorker
     from atelier.webhooks.service import WebhookService
 
@@ -39,6 +40,8 @@ class Runtime:
     security: Security = field(init=False)
     webhooks: WebhookService = field(init=False)
     deliveries: DeliveryWorker = field(init=False)
+    # Projects, pipeline runs and the gallery (atelier.production.studio).
+    studio: Studio = field(init=False)
 
 
 async def start_runtime(settings: Settings) -> Runtime:
@@ -84,6 +87,9 @@ async def start_runtime(settings: Settings) -> Runtime:
     await pool.start()
     await jobs.workflows.start()  # workflow templates: built-in, <data dir>/workflows, database
     await dispatcher.start()
+    from atelier.production.studio import start_studio  # the studio sits on the core
+
+    runtime.studio = await start_studio(runtime)
     return runtime
 
 
@@ -93,6 +99,9 @@ async def stop_runtime(runtime: Runtime) -> None:
     # 2. stop health checks and close backend connections, and the workflow registry's
     #    refresher, 3. stop webhook delivery (its ledger keeps what is pending),
     # 4. close the database, 5. stop anything started for --demo.
+    from atelier.production.studio import stop_studio
+
+    await stop_studio(runtime.studio)  # 0. the run engine: runs resume from their tables
     await runtime.dispatcher.stop()
     await runtime.ledger.close()
     await runtime.pool.close()

@@ -173,12 +173,25 @@ class Settings(BaseSettings):
         "drop it at once, so this bounds how late a change made by another process shows.",
     )
 
+    # The studio: projects, pipeline runs, the gallery (docs/STUDIO.md).
+    studio_resync_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between the run engine's resyncs of every active run from "
+        "the tables (job events drive it in between).",
+    )
+    models_dirs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="name=path of a backend's ComfyUI models folder, readable here, so "
+        "GET /api/v1/models shows file sizes; comma-separated in env.",
+    )
+
     # Fake ComfyUI for --demo.
     demo_step_time: float = Field(
         default=0.05, ge=0, description="--demo: seconds per simulated sampler step."
     )
 
-    @field_validator("backends", "url_allowlist", mode="before")
+    @field_validator("backends", "url_allowlist", "models_dirs", mode="before")
     @classmethod
     def _split_backends(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -209,6 +222,15 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         return url
+
+    def models_folders(self) -> list[tuple[str, Path]]:
+        """(backend name, models folder) pairs from ``models_dirs``."""
+        pairs = []
+        for spec in self.models_dirs:
+            name, sep, path = spec.partition("=")
+            if sep and name:
+                pairs.append((name, Path(path)))
+        return pairs
 
     @property
     def artifacts_dir(self) -> Path:

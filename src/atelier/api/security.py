@@ -21,10 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from atelier.auth.caller import (
     ANONYMOUS,
     METRICS_PATH,
+    PUBLIC,
     READ,
     Caller,
     artifact_id,
     enqueues,
+    public_read,
     required_scope,
 )
 from atelier.errors import AtelierError, InsufficientScope, Unauthorized
@@ -94,6 +96,8 @@ async def _authenticate(connection: HTTPConnection) -> Caller:
         caller: Caller = keyed
     elif await anonymous_allowed(connection, runtime):
         caller = ANONYMOUS
+    elif public_read(method, path):
+        caller = PUBLIC  # the gallery: published items only
     else:
         raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
     await security.throttle.hit(caller)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from sse_starlette.sse import EventSourceResponse
 
 from atelier.api.deps import BaseUrl, JobsDep, Owner, RuntimeDep
+from atelier.db.studio import RunRepository
 from atelier.errors import ValidationFailed
 from atelier.events import MAX_EVENT_ID, JobEvent
 from atelier.runtime import Runtime
@@ -41,6 +42,9 @@ async def _owner_of(runtime: Runtime, event: JobEvent) -> str | None:
             owners.clear()
         async with runtime.ledger.unit() as unit:
             job = await unit.jobs.get(event.job_id)
+            if job is None:  # a pipeline run's events carry the run's id
+                owners[event.job_id] = (await RunRepository(unit.session).owner_of(event.job_id))[1]
+                return owners[event.job_id]
         owners[event.job_id] = job.owner if job is not None else None
     return owners[event.job_id]
 

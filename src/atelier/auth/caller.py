@@ -77,7 +77,13 @@ _ENQUEUES = [
     re.compile(r"^/api/v1/jobs/?$"),
     re.compile(r"^/api/v1/jobs/[^/]+/retry/?$"),
     re.compile(r"^/api/v1/workflows/[^/]+/jobs/?$"),
+    re.compile(r"^/api/v1/pipelines/[^/]+/runs/?$"),  # the studio: runs queue jobs
+    re.compile(r"^/api/v1/projects/[^/]+/generate/?$"),
+    re.compile(r"^/api/v1/runs/[^/]+/(retry|steps/[^/]+/rerender)/?$"),
 ]
+# Routes anonymous callers may read even where keys are required (the public gallery).
+_PUBLIC_READS = [re.compile(r"^/api/v1/gallery/?$")]
+PUBLIC = Caller(owner=None, scopes=frozenset({READ}))
 _ARTIFACT = re.compile(r"^/api/v1/artifacts/([^/]+)/?$")
 
 
@@ -91,6 +97,10 @@ def required_scope(method: str, path: str) -> str:
     if any(rule.match(path) for rule in _ADMIN_WRITES):
         return ADMIN
     return SUBMIT
+
+
+def public_read(method: str, path: str) -> bool:
+    return method in ("GET", "HEAD") and any(rule.match(path) for rule in _PUBLIC_READS)
 
 
 def enqueues(method: str, path: str) -> bool:
