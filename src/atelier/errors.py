@@ -383,3 +383,13 @@ class WorkflowExists(Conflict):
 
     slug = "workflow-exists"
     title = "Workflow exists"
+
+
+# The cluster shape: S3 storage (docs/CLUSTER.md).
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The artifact store (an S3 bucket) could not be reached or refused the request."""
+
+    slug = "storage-unavailable"
+    title = "Storage unavailable"

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from atelier.db.database import Database
 from atelier.dispatch.backends import BackendPool
+from atelier.dispatch.base import Dispatcher
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.local import LocalDispatcher
-from atelier.events import EventBus
+from atelier.events import EventBus, LocalEventBus
 from atelier.jobs.service import JobsService
 from atelier.settings import Settings
-from atelier.storage.local import LocalArtifactStore
+from atelier.storage import ArtifactStore, build_store
 from atelier.team import start_team, stop_team
 
 if TYPE_CHECKING:
@@ -30,9 +31,9 @@ class Runtime:
     database: Database
     bus: EventBus
     pool: BackendPool
-    store: LocalArtifactStore
+    store: ArtifactStore
     ledger: JobLedger
-    dispatcher: LocalDispatcher
+    dispatcher: Dispatcher
     jobs: JobsService
     extras: list[Any] = field(default_factory=list)
     # Keys, limits and webhooks (atelier.team sets these at start).
@@ -66,8 +67,9 @@ async def start_runtime(settings: Settings) -> Runtime:
         )
     database = Database(settings.resolved_database_url)
     await database.migrate()
-    bus = EventBus()
-    store = LocalArtifactStore(settings.artifacts_dir)
+    bus: EventBus = LocalEventBus()
+    store = build_store(settings)
+    await store.start()
     ledger = JobLedger(database, bus)
     dispatcher_ref: list[LocalDispatcher] = []
     pool = BackendPool(
@@ -99,6 +101,7 @@ async def stop_runtime(runtime: Runtime) -> None:
     await runtime.pool.close()
     await runtime.jobs.workflows.close()
     await stop_team(runtime)
+    await runtime.store.close()
     await runtime.database.close()
     for extra in reversed(runtime.extras):
         await extra.close()
