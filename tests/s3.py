@@ -31,8 +31,8 @@ class S3Server:
         return [item["Key"] for item in answer.get("Uploads", [])]
 
 
-@pytest.fixture
-def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+def serve_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    """Body of the ``s3_server`` fixture that test modules declare."""
     # The standard AWS variables are how operators give credentials; tests do the same.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "atelier-test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "atelier-test-secret")

@@ -68,6 +68,14 @@ async def start_runtime(settings: Settings) -> Runtime:
     database = Database(settings.resolved_database_url)
     await database.migrate()
     bus: EventBus = LocalEventBus()
+    if database.dialect == "postgresql":
+        # Several processes share this database: events reach every one of them.
+        from atelier.db.notify import PostgresEventBus
+
+        bus = PostgresEventBus(
+            database, grace=settings.event_gap_grace, poll_interval=settings.poll_interval
+        )
+    await bus.start()
     store = build_store(settings)
     await store.start()
     ledger = JobLedger(database, bus)
@@ -102,6 +110,7 @@ async def stop_runtime(runtime: Runtime) -> None:
     await runtime.jobs.workflows.close()
     await stop_team(runtime)
     await runtime.store.close()
+    await runtime.bus.close()
     await runtime.database.close()
     for extra in reversed(runtime.extras):
         await extra.close()

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from tests.graphs import image_graph
-from tests.s3 import S3Server, s3_server  # noqa: F401  (fixture)
+from tests.s3 import S3Server, serve_s3
 from tests.workflow_support import png, problem, run
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    yield from serve_s3(monkeypatch)
 
 
 async def test_outputs_go_to_the_bucket_and_download_by_redirect(
@@ -75,7 +82,9 @@ async def test_cdn_links_and_s3_inputs(
         redirect = await client.get(output["url"])
         assert redirect.status_code == 307
         digest = output["sha256"]
-        assert redirect.headers["location"] == f"https://cdn.example.com/media/{digest[:2]}/{digest}"
+        assert (
+            redirect.headers["location"] == f"https://cdn.example.com/media/{digest[:2]}/{digest}"
+        )
 
         refused = await client.post(
             "/api/v1/workflows/invert/jobs", json={"image": "s3://other-bucket/private.png"}

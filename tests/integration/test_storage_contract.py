@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,9 +17,14 @@ import pytest
 from atelier.errors import InputUnavailable, RequestTooLarge
 from atelier.storage import ArtifactStore, LocalArtifactStore
 from atelier.storage.s3 import S3ArtifactStore, S3Location
-from tests.s3 import S3Server, s3_server  # noqa: F401  (fixture)
+from tests.s3 import S3Server, serve_s3
 
 PART = 5 * 1024 * 1024
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    yield from serve_s3(monkeypatch)
 
 
 @pytest.fixture(params=["local", "s3"])
