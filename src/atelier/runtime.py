@@ -87,8 +87,19 @@ async def start_runtime(settings: Settings) -> Runtime:
         timeout=settings.health_timeout,
         on_change=lambda: dispatcher_ref[0].wake() if dispatcher_ref else None,
     )
-    dispatcher = LocalDispatcher(settings, ledger=ledger, pool=pool, store=store)
-    dispatcher_ref.append(dispatcher)
+    dispatcher: Dispatcher
+    if settings.shape == "cluster":
+        # An API replica: `atelier worker` processes run the jobs (docs/CLUSTER.md).
+        from atelier.db.notify import PostgresEventBus
+        from atelier.dispatch.cluster import ClusterDispatcher
+
+        if not isinstance(bus, PostgresEventBus):
+            raise ValueError("ATELIER_SHAPE=cluster needs PostgreSQL (ATELIER_DATABASE_URL)")
+        dispatcher = ClusterDispatcher(settings, ledger=ledger, bus=bus)
+    else:
+        local = LocalDispatcher(settings, ledger=ledger, pool=pool, store=store)
+        dispatcher_ref.append(local)
+        dispatcher = local
     jobs = JobsService(settings, ledger=ledger, dispatcher=dispatcher, pool=pool, store=store)
     runtime = Runtime(settings, database, bus, pool, store, ledger, dispatcher, jobs, extras)
     await start_team(runtime)  # keys, limits, webhooks: wired before any job moves

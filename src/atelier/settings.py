@@ -191,6 +191,15 @@ class Settings(BaseSettings):
         description="PostgreSQL: seconds live events wait for a lower event id to commit "
         "before deciding it never will (rolled back).",
     )
+    worker_heartbeat_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between a worker's heartbeats."
+    )
+    worker_lease_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="A worker silent this long has lost its jobs: they are requeued "
+        "(attempt + 1) on other workers.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="redis://host:port/db: rate limits and counters shared by every "
