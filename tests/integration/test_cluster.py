@@ -67,7 +67,7 @@ async def test_a_killed_worker_loses_its_job_to_another(
     }
     await eventually(lambda: _both_alive(postgres_url), timeout=60)
     async with replica.client() as client:
-        first = await submit(client, sampler_graph(steps=30))
+        first = await submit(client, sampler_graph(steps=15))
         running = await job_reaches(client, first["id"], "running")
 
         async def progressing() -> Any:

@@ -249,8 +249,10 @@ class ClusterScheduler:
             # If this defer is lost (a crash right here), the worker finds the claimed job
             # when it next reconciles, so nothing waits forever.
             try:
+                # No procrastinate lock: the attempt id in the jobs table is the lock,
+                # and a dead worker's task would hold a procrastinate lock forever.
                 await self.app.configure_task(
-                    RUN_TASK, queue=worker_queue(worker_name), lock=job_id
+                    RUN_TASK, queue=worker_queue(worker_name)
                 ).defer_async(job_id=job_id, attempt_id=attempt_id)
             except Exception as exc:
                 await self.ledger.requeue(
