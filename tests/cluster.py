@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from tests.conftest import FAST
 
@@ -126,3 +128,96 @@ async def worker_rows(database_url: str) -> list[dict[str, Any]]:
     finally:
         await connection.close()
     return [dict(row) for row in rows]
+
+
+@dataclass
+class ReplicaProcess:
+    """``atelier serve`` in the cluster shape, as a subprocess on its own port."""
+
+    port: int
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ReplicaProcess:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "atelier",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+async def follow_events(urls: list[str], seen: list[int], stop: asyncio.Event) -> int:
+    """Follow /api/v1/events, moving to the next replica with Last-Event-ID whenever
+    the current one goes away; appends every event id to ``seen``. Returns reconnects."""
+    reconnects = 0
+    turn = 0
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
+        while not stop.is_set():
+            url = urls[turn % len(urls)]
+            headers = {"Last-Event-ID": str(seen[-1])} if seen else {}
+            try:
+                async with client.stream("GET", f"{url}/api/v1/events", headers=headers) as answer:
+                    if answer.status_code != 200:
+                        raise httpx.TransportError(f"status {answer.status_code}")
+                    async for line in answer.aiter_lines():
+                        if line.startswith("id:"):
+                            seen.append(int(line[3:].strip()))
+                        if stop.is_set():
+                            return reconnects
+            except (httpx.TransportError, httpx.RemoteProtocolError):
+                pass
+            reconnects += 1
+            turn += 1
+            await asyncio.sleep(0.2)
+    return reconnects
+
+
+async def event_ids(database_url: str) -> list[int]:
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT id FROM job_events ORDER BY id")
+    finally:
+        await connection.close()
+    return [row["id"] for row in rows]
+
+
+async def job_counts(database_url: str) -> dict[str, int]:
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+    finally:
+        await connection.close()
+    return {row["status"]: int(row["n"]) for row in rows}
