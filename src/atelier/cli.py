@@ -107,6 +107,49 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    comfyui: Annotated[str, typer.Option(help="This GPU box's ComfyUI URL.")],
+    name: Annotated[
+        str | None, typer.Option(help="Worker name (default: the ComfyUI's host:port).")
+    ] = None,
+    slots: Annotated[
+        int, typer.Option(min=1, help="Jobs in flight on this ComfyUI (1 running + pipelined).")
+    ] = 2,
+    database_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL (env ATELIER_DATABASE_URL).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Run jobs of a cluster on one ComfyUI (docs/CLUSTER.md); stops on SIGTERM/Ctrl-C."""
+    import signal
+
+    from atelier.dispatch.backends import parse_backend
+    from atelier.dispatch.worker import Worker
+    from atelier.settings import Settings
+
+    settings = Settings.from_options(database_url=database_url)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    worker_name = name or parse_backend(comfyui)[0]
+    try:
+        process = Worker(settings, comfyui=comfyui, name=worker_name, slots=slots)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await process.run_until_stopped(stop)
+
+    console.print(f"[bold]Atelier worker {worker_name}[/bold] on {comfyui} ({slots} slots)")
+    asyncio.run(run())
+
+
 @app.command("fake-comfyui")
 def fake_comfyui(
     host: Annotated[str, typer.Option()] = "127.0.0.1",

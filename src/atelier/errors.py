@@ -493,3 +493,13 @@ class MediaUnreadable(AtelierError):
         super().__init__(f"{path}: {reason}", path=path, reason=reason)
         self.path = path
         self.reason = reason
+
+
+# The cluster shape: S3 storage (docs/CLUSTER.md).
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The artifact store (an S3 bucket) could not be reached or refused the request."""
+
+    slug = "storage-unavailable"
+    title = "Storage unavailable"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable, Collection
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 # Event types. The status ones double as webhook filters.
 QUEUED = "queued"
@@ -60,7 +60,35 @@ class Subscription:
 ChangeListener = Callable[[Collection[str], bool], None]
 
 
-class EventBus:
+class EventBus(Protocol):
+    """Where committed events reach the SSE, WebSocket, webhook and wait consumers.
+
+    ``LocalEventBus`` broadcasts in-process (single node); ``PostgresEventBus``
+    (atelier.db.notify) reads the events table when PostgreSQL NOTIFY says it grew, so
+    every replica sees every event.
+    """
+
+    def subscribe(self, job_id: str | None = None) -> AbstractAsyncContextManager[Subscription]: ...
+
+    def publish(self, event: JobEvent) -> None:
+        """Called after the event's transaction committed."""
+        ...
+
+    def horizon(self) -> int | None:
+        """Every event with an id up to this was delivered (or will never exist), so a
+        replay from the table up to it plus live events after it miss nothing. None:
+        live events come in commit order anyway (single node), replay everything."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def subscriber_count(self) -> int: ...
+
+
+class LocalEventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
         self.published: collections.Counter[str] = collections.Counter()  # by type, for /metrics
@@ -95,6 +123,15 @@ class EventBus:
                 subscription.queue.put_nowait(event)
             except asyncio.QueueFull:
                 subscription.lagged = True
+
+    def horizon(self) -> int | None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     @property
     def subscriber_count(self) -> int:

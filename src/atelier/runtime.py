@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from atelier.db.database import Database
 from atelier.dispatch.backends import BackendPool
+from atelier.dispatch.base import Dispatcher
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.local import LocalDispatcher
-from atelier.events import EventBus
+from atelier.events import EventBus, LocalEventBus
 from atelier.jobs.service import JobsService
 from atelier.settings import Settings
-from atelier.storage.local import LocalArtifactStore
+from atelier.storage import ArtifactStore, build_store
 from atelier.team import start_team, stop_team
 
 if TYPE_CHECKING:
@@ -31,9 +32,9 @@ class Runtime:
     database: Database
     bus: EventBus
     pool: BackendPool
-    store: LocalArtifactStore
+    store: ArtifactStore
     ledger: JobLedger
-    dispatcher: LocalDispatcher
+    dispatcher: Dispatcher
     jobs: JobsService
     extras: list[Any] = field(default_factory=list)
     # Keys, limits and webhooks (atelier.team sets these at start).
@@ -68,8 +69,17 @@ async def start_runtime(settings: Settings) -> Runtime:
         )
     database = Database(settings.resolved_database_url)
     await database.migrate()
-    bus = EventBus()
-    store = LocalArtifactStore(settings.artifacts_dir)
+    bus: EventBus = LocalEventBus()
+    if database.dialect == "postgresql":
+        # Several processes share this database: events reach every one of them.
+        from atelier.db.notify import PostgresEventBus
+
+        bus = PostgresEventBus(
+            database, grace=settings.event_gap_grace, poll_interval=settings.poll_interval
+        )
+    await bus.start()
+    store = build_store(settings)
+    await store.start()
     ledger = JobLedger(database, bus)
     dispatcher_ref: list[LocalDispatcher] = []
     pool = BackendPool(
@@ -79,8 +89,19 @@ async def start_runtime(settings: Settings) -> Runtime:
         timeout=settings.health_timeout,
         on_change=lambda: dispatcher_ref[0].wake() if dispatcher_ref else None,
     )
-    dispatcher = LocalDispatcher(settings, ledger=ledger, pool=pool, store=store)
-    dispatcher_ref.append(dispatcher)
+    dispatcher: Dispatcher
+    if settings.shape == "cluster":
+        # An API replica: `atelier worker` processes run the jobs (docs/CLUSTER.md).
+        from atelier.db.notify import PostgresEventBus
+        from atelier.dispatch.cluster import ClusterDispatcher
+
+        if not isinstance(bus, PostgresEventBus):
+            raise ValueError("ATELIER_SHAPE=cluster needs PostgreSQL (ATELIER_DATABASE_URL)")
+        dispatcher = ClusterDispatcher(settings, ledger=ledger, bus=bus)
+    else:
+        local = LocalDispatcher(settings, ledger=ledger, pool=pool, store=store)
+        dispatcher_ref.append(local)
+        dispatcher = local
     jobs = JobsService(settings, ledger=ledger, dispatcher=dispatcher, pool=pool, store=store)
     runtime = Runtime(settings, database, bus, pool, store, ledger, dispatcher, jobs, extras)
     await start_team(runtime)  # keys, limits, webhooks: wired before any job moves
@@ -107,6 +128,8 @@ async def stop_runtime(runtime: Runtime) -> None:
     await runtime.pool.close()
     await runtime.jobs.workflows.close()
     await stop_team(runtime)
+    await runtime.store.close()
+    await runtime.bus.close()
     await runtime.database.close()
     for extra in reversed(runtime.extras):
         await extra.close()

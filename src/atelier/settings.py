@@ -191,7 +191,67 @@ class Settings(BaseSettings):
         default=0.05, ge=0, description="--demo: seconds per simulated sampler step."
     )
 
-    @field_validator("backends", "url_allowlist", "models_dirs", mode="before")
+    # Cluster shape: API replicas, workers, S3, shared limits (docs/CLUSTER.md).
+    shape: Literal["single", "cluster"] = Field(
+        default="single",
+        description="single: this process dispatches to its backends; cluster: an API "
+        "replica on PostgreSQL that dispatches nothing, `atelier worker` processes run jobs.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix for artifacts in S3-compatible storage; default: "
+        "files under the data dir. Credentials and region: the standard AWS_* variables.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 server other than AWS (MinIO, R2, SeaweedFS)."
+    )
+    s3_region: str | None = Field(
+        default=None, description="S3 region; default: AWS_REGION / AWS_DEFAULT_REGION."
+    )
+    s3_public_url: str | None = Field(
+        default=None,
+        description="Public base URL (a CDN in front of the bucket): artifact links redirect "
+        "to <this>/<key> instead of a presigned URL.",
+    )
+    s3_part_size: int = Field(
+        default=8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="Bytes per multipart-upload part (the most an upload holds in memory).",
+    )
+    s3_input_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Buckets besides the artifact bucket that s3:// inputs may name; "
+        "comma-separated in env.",
+    )
+    event_gap_grace: float = Field(
+        default=5.0,
+        gt=0,
+        description="PostgreSQL: seconds live events wait for a lower event id to commit "
+        "before deciding it never will (rolled back).",
+    )
+    worker_heartbeat_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between a worker's heartbeats."
+    )
+    worker_lease_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="A worker silent this long has lost its jobs: they are requeued "
+        "(attempt + 1) on other workers.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db: rate limits and counters shared by every "
+        "replica; default: per process.",
+    )
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("s3://") or len(value) <= len("s3://")):
+            raise ValueError(f"storage URL must be s3://bucket[/prefix]: {value!r}")
+        return value
+
+    @field_validator("backends", "url_allowlist", "models_dirs", "s3_input_buckets", mode="before")
     @classmethod
     def _split_backends(cls, value: Any) -> Any:
         if isinstance(value, str):

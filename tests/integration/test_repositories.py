@@ -12,7 +12,7 @@ import pytest
 from atelier.db.database import Database
 from atelier.db.tables import ArtifactRow, JobRow, JobStatus, utcnow
 from atelier.dispatch.ledger import JobLedger
-from atelier.events import EventBus
+from atelier.events import LocalEventBus
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ async def ledger(database_url: str) -> AsyncIterator[JobLedger]:
     await database.migrate()
     await database.migrate()  # idempotent
     try:
-        yield JobLedger(database, EventBus())
+        yield JobLedger(database, LocalEventBus())
     finally:
         await database.close()
 

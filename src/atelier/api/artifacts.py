@@ -11,7 +11,7 @@ import unicodedata
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
@@ -38,6 +38,13 @@ async def download_artifact(
 ) -> Response:
     artifact = await jobs.artifact(artifact_id, owner=owner)
     store = runtime.store
+    elsewhere = await store.download_url(
+        artifact.storage_key,
+        filename=safe_filename(artifact.filename),
+        content_type=artifact.content_type,
+    )
+    if elsewhere is not None:  # S3: a presigned link or the CDN, not through this server
+        return RedirectResponse(elsewhere, status_code=307)
     path = store.local_path(artifact.storage_key)
     if path is not None:
         if not path.exists():

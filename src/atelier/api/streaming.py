@@ -58,12 +58,17 @@ async def _event_stream(
     sent: set[int] = set()
     last = after
     async with runtime.bus.subscribe(job_id) as subscription:
+        # Replay only up to the bus's horizon (PostgreSQL: the last id with no gap below
+        # it that could still commit); live events bring the rest, in order.
+        horizon = runtime.bus.horizon()
 
         async def replay() -> AsyncIterator[JobEvent]:
             nonlocal last
             while True:
                 async with runtime.ledger.unit() as unit:
-                    rows = await unit.events.after(last, job_id=job_id, limit=REPLAY_PAGE)
+                    rows = await unit.events.after(
+                        last, job_id=job_id, limit=REPLAY_PAGE, until=horizon
+                    )
                 for row in rows:
                     last = max(last, row.id)
                     if row.id not in sent:
@@ -81,6 +86,7 @@ async def _event_stream(
                 subscription.lagged = False
                 while not subscription.queue.empty():
                     subscription.queue.get_nowait()
+                horizon = runtime.bus.horizon()
                 async for event in replay():
                     yield event
                     if job_id is not None and event.type in TERMINAL:

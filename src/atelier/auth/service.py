@@ -47,6 +47,7 @@ class Security:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.throttle.close()
 
     async def _housekeeping(self) -> None:
         while True:

@@ -1,19 +1,25 @@
 """Per-key rate limits (counted by ``limits``) and per-owner quotas (counted in the database).
 
 Rate: requests per minute per key, a moving window in process memory (the single-node
-shape). Quotas, checked when a request would put a job in the queue: queued jobs, and
+shape), or in Redis when ``redis_url`` is set, so that every replica counts against the
+same window (the cluster shape). Quotas live in the database and hold across replicas
+as they are. Quotas, checked when a request would put a job in the queue: queued jobs, and
 stored output bytes. The running-jobs quota is held by the scheduler instead (an owner
 at its cap waits in the queue): see ``KeyService.running_caps``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from typing import Any
 
+import coredis
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from atelier.auth.caller import Caller
 from atelier.db.database import Database
@@ -24,12 +30,34 @@ from atelier.settings import Settings
 
 QUOTA_RETRY_AFTER = 30  # seconds: a hint; queues drain at the speed of the GPUs
 
+log = logging.getLogger("atelier.auth")
+
+
+def rate_storage(settings: Settings) -> tuple[Storage, coredis.ConnectionPool | None]:
+    """Where request counts live: this process, or the Redis every replica shares (with
+    the connection pool to close at shutdown)."""
+    if not settings.redis_url:
+        return MemoryStorage(), None
+    url = settings.redis_url.removeprefix("async+")
+    pool = coredis.ConnectionPool.from_url(url)
+    # limits documents connection_pool, though its type hint only names scalar options.
+    options: dict[str, Any] = {"connection_pool": pool}
+    storage = RedisStorage(
+        f"async+{url}", wrap_exceptions=True, key_prefix="atelier-rate", **options
+    )
+    return storage, pool
+
 
 class Throttle:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
         self.database = database
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.storage, self._pool = rate_storage(settings)
+        self._limiter = MovingWindowRateLimiter(self.storage)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.disconnect()
 
     async def hit(self, caller: Caller) -> None:
         """Count one request of a keyed caller; RateLimited past its per-minute rate."""
@@ -39,9 +67,15 @@ class Throttle:
         if not rate:
             return
         item = RateLimitItemPerMinute(rate)
-        if await self._limiter.hit(item, "key", caller.key_id):
+        try:
+            if await self._limiter.hit(item, "key", caller.key_id):
+                return
+            stats = await self._limiter.get_window_stats(item, "key", caller.key_id)
+        except StorageError as exc:
+            # Redis is away: serve the request rather than refuse everyone; quotas
+            # (in the database) still hold.
+            log.warning("rate limit storage unavailable (%s); not counting", exc)
             return
-        stats = await self._limiter.get_window_stats(item, "key", caller.key_id)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(
             f"more than {rate} requests per minute with this key; retry in {retry_after} s",

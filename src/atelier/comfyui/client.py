@@ -87,7 +87,10 @@ class ComfyClient:
             return []
         if response.status_code != 200:
             raise BackendProtocolError(f"/models/{folder} answered {response.status_code}")
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise BackendProtocolError(f"/models/{folder} answered non-JSON") from exc
         return [str(x) for x in data] if isinstance(data, list) else []
 
     # Prompts and queue
@@ -152,11 +155,17 @@ class ComfyClient:
             raise BackendProtocolError("history entry is unreadable") from exc
 
     async def delete_pending(self, prompt_ids: list[str]) -> None:
-        await self._request("POST", "/queue", json={"delete": prompt_ids})
+        await self._expect_ok("POST", "/queue", json={"delete": prompt_ids})
 
     async def interrupt(self, prompt_id: str | None = None) -> None:
         body = {"prompt_id": prompt_id} if prompt_id else {}
-        await self._request("POST", "/interrupt", json=body)
+        await self._expect_ok("POST", "/interrupt", json=body)
+
+    async def _expect_ok(self, method: str, path: str, **kwargs: Any) -> None:
+        """A command whose answer has no body worth reading, only a status."""
+        response = await self._request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise BackendProtocolError(f"{method} {path} answered {response.status_code}")
 
     # Files
 
@@ -168,7 +177,10 @@ class ComfyClient:
         response = await self._request("POST", "/upload/image", files=files, data=form)
         if response.status_code != 200:
             raise BackendProtocolError(f"POST /upload/image answered {response.status_code}")
-        return UploadedFile.model_validate(response.json())
+        try:
+            return UploadedFile.model_validate(response.json())
+        except ValueError as exc:  # pydantic's ValidationError and JSON errors alike
+            raise BackendProtocolError("POST /upload/image answered an unreadable body") from exc
 
     @asynccontextmanager
     async def view(

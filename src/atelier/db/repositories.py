@@ -245,9 +245,16 @@ class EventRepository:
         )
 
     async def after(
-        self, after_id: int, *, job_id: str | None = None, limit: int = 1000
+        self,
+        after_id: int,
+        *,
+        job_id: str | None = None,
+        limit: int = 1000,
+        until: int | None = None,
     ) -> list[EventRow]:
         query = select(EventRow).where(EventRow.id > after_id)
+        if until is not None:
+            query = query.where(EventRow.id <= until)
         if job_id is not None:
             query = query.where(EventRow.job_id == job_id)
         query = query.order_by(EventRow.id).limit(limit)

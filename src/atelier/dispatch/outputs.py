@@ -9,7 +9,10 @@ that points at an earlier run's file stores nothing new.
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from atelier.comfyui.client import ComfyClient
@@ -58,8 +61,16 @@ async def collect_outputs(
                     f"output {file.filename!r} of node {node_id} is gone "
                     f"(/view answered {response.status_code})"
                 )
-            blob = await store.put(response.aiter_bytes())
-        media = await _probe(store, blob, file.filename)
+            if store.local:
+                blob = await store.put(response.aiter_bytes())
+                media = await _probe(store, blob, file.filename)
+            else:
+                # Object storage: the bytes go to the bucket and, on the way, to a
+                # temporary file the prober can open (PyAV needs a seekable file).
+                with tempfile.NamedTemporaryFile(prefix="atelier-probe-") as spool:
+                    blob = await store.put(_tee(response.aiter_bytes(), spool))
+                    spool.flush()
+                    media = await asyncio.to_thread(probe, Path(spool.name), file.filename)
         if animated and not media.animated:
             media = MediaInfo(**{**media.__dict__, "animated": True})
         collected.append(CollectedOutput(node_id, file.filename, blob, media))
@@ -71,6 +82,12 @@ async def collect_outputs(
             name = f"node{node_id}_text{index}.txt"
             collected.append(CollectedOutput(node_id, name, blob, media, text=str(text)))
     return collected
+
+
+async def _tee(chunks: AsyncIterable[bytes], sink: Any) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        sink.write(chunk)
+        yield chunk
 
 
 async def _probe(store: ArtifactStore, blob: StoredBlob, filename: str) -> MediaInfo:

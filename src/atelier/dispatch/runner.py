@@ -33,7 +33,12 @@ from atelier.dispatch.inputs import prepare_inputs
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.outputs import collect_outputs
 from atelier.dispatch.progress import ProgressTracker, learn
-from atelier.errors import BackendProtocolError, BackendUnavailable, PromptRejected
+from atelier.errors import (
+    BackendError,
+    BackendProtocolError,
+    BackendUnavailable,
+    PromptRejected,
+)
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
 
@@ -281,8 +286,13 @@ class JobRunner:
     async def _send_cancel(self) -> None:
         # Pending in ComfyUI's queue: delete it. Running: a targeted interrupt, which lands
         # at the next node boundary or sampler step. Either way the end is confirmed later.
-        await self.client.delete_pending([self.attempt.attempt_id])
-        await self.client.interrupt(self.attempt.attempt_id)
+        try:
+            await self.client.delete_pending([self.attempt.attempt_id])
+            await self.client.interrupt(self.attempt.attempt_id)
+        except BackendProtocolError as exc:
+            # Sent but refused: the prompt ends however ComfyUI ends it, and the job
+            # with it; asking again on every loop would not change the answer.
+            log.warning("cancel of job %s refused by %s: %s", self.job_id, self.backend.name, exc)
         self._cancel_sent = True
 
     async def _vanished(self) -> None:
@@ -341,7 +351,7 @@ class JobRunner:
         )
         if status == "queued" and lost.backend_down:
             # If the backend comes back, it must not run this attempt as well.
-            with contextlib.suppress(TimeoutError, BackendUnavailable):
+            with contextlib.suppress(TimeoutError, BackendError):
                 await asyncio.wait_for(self._send_cancel(), timeout=1.0)
 
 

@@ -16,6 +16,7 @@ from atelier import events
 from atelier.db.tables import ArtifactRow, AttemptRow, JobRow, JobStatus, utcnow
 from atelier.db.unit import UnitOfWork
 from atelier.dispatch.backends import BackendPool
+from atelier.dispatch.base import Dispatcher
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.progress import checkpoint_of
 from atelier.errors import ArtifactNotFound, InvalidRequest, JobNotFound, JobStateConflict
@@ -43,12 +44,6 @@ class SubmitExtension(Protocol):
     async def check(self, request: JobCreate, owner: str | None) -> None: ...
 
     async def store(self, unit: UnitOfWork, job: JobRow, request: JobCreate) -> None: ...
-
-
-class Dispatcher(Protocol):
-    def wake(self) -> None: ...
-
-    def request_cancel(self, job_id: str) -> None: ...
 
 
 class JobsService:

@@ -250,6 +250,11 @@ class MediaInputs:
                     unit, form["artifact"], field=field, visible_owner=visible_owner
                 )
             row = copy_for_job(row, job_id, owner)
+        elif "url" in form and form["url"][:5].lower() == "s3://":
+            data, name = await self.store.fetch_input(
+                form["url"], field=field, max_bytes=self.max_bytes
+            )
+            row = await self.from_bytes(data, name, field=field, owner=owner, job_id=job_id)
         elif "url" in form:
             data, name = await fetch_url(
                 form["url"],

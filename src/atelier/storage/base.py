@@ -16,6 +16,14 @@ class StoredBlob:
 
 
 class ArtifactStore(Protocol):
+    # True when local_path() gives files on this machine (the server can probe and
+    # send them itself); False for object storage.
+    local: bool
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
     async def put(
         self, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
     ) -> StoredBlob:
@@ -33,3 +41,13 @@ class ArtifactStore(Protocol):
     async def exists(self, key: str) -> bool: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def download_url(self, key: str, *, filename: str, content_type: str) -> str | None:
+        """A URL the client may fetch the bytes from directly (presigned, CDN), to
+        redirect to; None: the server sends the bytes itself."""
+        ...
+
+    async def fetch_input(self, url: str, *, field: str, max_bytes: int) -> tuple[bytes, str]:
+        """An input given as an object-store URL (``s3://bucket/key``): (bytes, filename).
+        Raises InputUnavailable when this store cannot read such URLs."""
+        ...

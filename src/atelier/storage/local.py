@@ -8,11 +8,13 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
-from atelier.errors import RequestTooLarge
+from atelier.errors import InputUnavailable, RequestTooLarge
 from atelier.storage.base import StoredBlob
 
 
 class LocalArtifactStore:
+    local = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._incoming = root / ".incoming"
@@ -23,6 +25,12 @@ class LocalArtifactStore:
         if len(key) != 64 or not all(c in "0123456789abcdef" for c in key):
             raise ValueError(f"not an artifact key: {key!r}")
         return self.root / key[:2] / key
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     async def put(
         self, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
@@ -65,3 +73,11 @@ class LocalArtifactStore:
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    async def download_url(self, key: str, *, filename: str, content_type: str) -> str | None:
+        return None  # the API sends the file itself (with Range)
+
+    async def fetch_input(self, url: str, *, field: str, max_bytes: int) -> tuple[bytes, str]:
+        raise InputUnavailable(
+            f"{field}: s3:// inputs need S3 artifact storage (ATELIER_STORAGE_URL)", field=field
+        )

@@ -293,7 +293,7 @@ def _media(value: Any) -> JsonDict:
     if not isinstance(value, str) or not value:
         raise ValueError("expects an artifact id, a URL, a data: URI or base64")
     lowered = value[:10].lower()
-    if lowered.startswith(("https://", "http://")):
+    if lowered.startswith(("https://", "http://", "s3://")):
         return {"url": value}
     if lowered.startswith("data:"):
         return {"base64": value}

@@ -1,0 +1,178 @@
+"""Live events across processes: PostgreSQL LISTEN/NOTIFY wakes, the events table tells.
+
+Every replica and worker runs one ``PostgresEventBus``. A trigger (migration
+``0004_cluster_events``) notifies ``atelier_events`` when events are inserted; the bus
+then reads the table after its watermark and hands each event, in id order, to its
+in-process subscribers (SSE, WebSocket, webhooks, waits). Notifications are only a
+wake-up: a dropped LISTEN connection, a PostgreSQL restart or a missed notification
+costs at most the poll interval, never an event.
+
+Ids are not commit-ordered on PostgreSQL: transaction A takes id 7, B takes id 8, B
+commits first. A reader that delivered 8 and moved its cursor past 7 would never see 7.
+The bus therefore delivers only a gap-free run of ids: at a missing id it waits until
+that id commits, or until ``grace`` seconds (measured on this process's clock) have
+passed, after which the id is taken for rolled back (a sequence value is never reused).
+``horizon()`` is the last id of that run: a stream that replays the table up to the
+horizon and then follows live events misses nothing and sees nothing twice. The cost is
+latency only when two writers race (milliseconds), or ``grace`` after a rollback of a
+transaction that had written an event (rare; also once after a PostgreSQL crash, which
+may skip up to 32 sequence values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from atelier.db.database import Database
+from atelier.db.repositories import EventRepository
+from atelier.events import JobEvent, LocalEventBus, Subscription
+
+log = logging.getLogger("atelier.events")
+
+CHANNEL = "atelier_events"
+PAGE = 1000
+KEEPALIVE = 10.0  # seconds between checks that the LISTEN connection still answers
+GAP_RECHECK = 0.02  # seconds between looks at a missing id while it may still commit
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """postgresql+asyncpg://... -> postgresql://... for a plain asyncpg connection."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class PostgresEventBus:
+    def __init__(
+        self, database: Database, *, grace: float = 5.0, poll_interval: float = 1.0
+    ) -> None:
+        self.database = database
+        self.grace = grace
+        self.poll_interval = poll_interval
+        self._fanout = LocalEventBus()
+        self._watermark = 0
+        self._missing: dict[int, float] = {}  # id -> when this process first missed it
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()  # set while a LISTEN connection is up
+
+    def subscribe(
+        self, job_id: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        return self._fanout.subscribe(job_id)
+
+    def publish(self, event: JobEvent) -> None:
+        # Our own commit: read it back from the table now, in order with everyone else's.
+        self._wake.set()
+
+    def horizon(self) -> int | None:
+        return self._watermark
+
+    @property
+    def subscriber_count(self) -> int:
+        return self._fanout.subscriber_count
+
+    async def start(self) -> None:
+        async with self.database.transaction() as session:
+            self._watermark = await EventRepository(session).last_id()
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="events-listen"),
+            asyncio.create_task(self._follow(), name="events-follow"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection; on any loss, reconnect and resync."""
+        dsn = asyncpg_dsn(self.database.url)
+        delay = 0.1
+        while True:
+            lost = asyncio.Event()
+            try:
+                async with _listening(dsn, self._wake, lost) as connection:
+                    self.listening.set()
+                    delay = 0.1
+                    self._wake.set()  # whatever happened while we were away
+                    while not lost.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(lost.wait(), KEEPALIVE)
+                        if not lost.is_set():  # a half-open TCP connection says nothing
+                            await asyncio.wait_for(connection.execute("SELECT 1"), KEEPALIVE)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("event LISTEN connection failed (%s); retrying", exc)
+            self.listening.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _follow(self) -> None:
+        while True:
+            waiting = False
+            try:
+                waiting = await self.read_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: the poll tries again
+                log.warning("reading job events failed (%s); retrying", type(exc).__name__)
+            timeout = GAP_RECHECK if waiting else self.poll_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+
+    async def read_once(self) -> bool:
+        """Deliver the gap-free run after the watermark; True while waiting at a gap."""
+        while True:
+            async with self.database.transaction() as session:
+                rows = await EventRepository(session).after(self._watermark, limit=PAGE)
+            for row in rows:
+                if row.id != self._watermark + 1 and not self._gap_expired(row.id):
+                    return True
+                self._missing.clear()
+                self._watermark = row.id
+                self._fanout.publish(
+                    JobEvent(row.id, row.job_id, row.type, row.data, row.created_at)
+                )
+            if len(rows) < PAGE:
+                return False
+
+    def _gap_expired(self, next_id: int) -> bool:
+        """True once every id between the watermark and ``next_id`` has been missing
+        for ``grace`` seconds."""
+        now = time.monotonic()
+        missing = range(self._watermark + 1, next_id)
+        oldest_allowed = now - self.grace
+        expired = True
+        for event_id in missing:
+            seen = self._missing.setdefault(event_id, now)
+            expired = expired and seen <= oldest_allowed
+        if expired:
+            log.info(
+                "event ids %d..%d never committed (rolled back); moving on",
+                missing.start,
+                missing.stop - 1,
+            )
+        return expired
+
+
+@asynccontextmanager
+async def _listening(
+    dsn: str, wake: asyncio.Event, lost: asyncio.Event
+) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        connection.add_termination_listener(lambda _connection: lost.set())
+        await connection.add_listener(CHANNEL, lambda *_args: wake.set())
+        yield connection
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(connection.close(), 2)

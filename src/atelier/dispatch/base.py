@@ -1,0 +1,32 @@
+"""The Dispatcher seam: what the jobs service and the runtime ask of whatever runs jobs.
+
+``LocalDispatcher`` (single node: an in-process scheduler pushing to ComfyUI URLs) and
+``ClusterDispatcher`` (cluster: workers pull through PostgreSQL) both satisfy it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Dispatcher(Protocol):
+    # Per-owner running-jobs caps (API keys' overrides); the owner keeps the dict fresh.
+    owner_caps: dict[str | None, int]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Stop taking work; running jobs stay ``running`` and are re-attached later."""
+        ...
+
+    def wake(self) -> None:
+        """A job was queued or a backend freed up: look at the queue now."""
+        ...
+
+    def request_cancel(self, job_id: str) -> None:
+        """The durable cancel flag is set; stop the job where it runs, if it runs here."""
+        ...
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Wait until no job is queued or running (tests and benchmarks use this)."""
+        ...

@@ -1,0 +1,107 @@
+"""The cluster shape with real processes: an API replica (shape=cluster, dispatches
+nothing), ``atelier worker`` subprocesses each next to its own fake ComfyUI, the real
+PostgreSQL. Jobs go through the elected scheduler and per-worker procrastinate queues."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster import CLUSTER_FAST, Workers, alive_workers, worker_rows
+from tests.graphs import image_graph, sampler_graph
+from tests.helpers import eventually, job, job_reaches, submit
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def workers(postgres_url: str, tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(postgres_url, tmp_path / "atelier")
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+async def start_replica(server_factory: Any, postgres_url: str, **extra: Any) -> Any:
+    return await server_factory(postgres_url, [], shape="cluster", **CLUSTER_FAST, **extra)
+
+
+async def test_workers_run_the_jobs(
+    server_factory: Any, postgres_url: str, fake: Any, fake_b: Any, workers: Workers
+) -> None:
+    replica = await start_replica(server_factory, postgres_url)
+    workers.start("gpu-a", fake.url)
+    workers.start("gpu-b", fake_b.url)
+    await eventually(lambda: _both_alive(postgres_url), timeout=60)
+    async with replica.client() as client:
+        submitted = [
+            await submit(client, image_graph(color=0x101010 * (i + 1), size=24)) for i in range(6)
+        ]
+        done = [await job_reaches(client, s["id"], "completed", "failed") for s in submitted]
+    assert [d["status"] for d in done] == ["completed"] * 6, [d["error"] for d in done]
+    assert {d["backend"] for d in done} == {"gpu-a", "gpu-b"}
+    assert fake.prompt_count + fake_b.prompt_count == 6
+    rows = {row["name"]: row for row in await worker_rows(postgres_url)}
+    assert rows["gpu-a"]["url"] == fake.url and rows["gpu-a"]["slots"] == 2
+    assert rows["gpu-a"]["state"] == "up"
+    assert '"vram_total"' in rows["gpu-a"]["system_stats"]  # the backend's health and VRAM
+
+
+async def _both_alive(postgres_url: str) -> bool:
+    return await alive_workers(postgres_url) == ["gpu-a", "gpu-b"]
+
+
+async def test_a_killed_worker_loses_its_job_to_another(
+    server_factory: Any, postgres_url: str, fake: Any, fake_b: Any, workers: Workers
+) -> None:
+    fake.set_timing(step_time=0.2)
+    fake_b.set_timing(step_time=0.2)
+    replica = await start_replica(server_factory, postgres_url)
+    started = {
+        "gpu-a": workers.start("gpu-a", fake.url),
+        "gpu-b": workers.start("gpu-b", fake_b.url),
+    }
+    await eventually(lambda: _both_alive(postgres_url), timeout=60)
+    async with replica.client() as client:
+        first = await submit(client, sampler_graph(steps=15))
+        running = await job_reaches(client, first["id"], "running")
+
+        async def progressing() -> Any:
+            current = await job(client, first["id"])
+            return current if (current["progress"] or 0) > 0 else None
+
+        running = await eventually(progressing)
+        doomed = running["backend"]
+        started[doomed].kill()
+        finished = await job_reaches(client, first["id"], "completed", "failed", timeout=90)
+    assert finished["status"] == "completed", finished["error"]
+    assert finished["backend"] != doomed
+    assert finished["attempt"] == 2
+    assert [a["status"] for a in finished["attempts"]] == ["lost", "completed"]
+    assert "stopped heartbeating" in finished["attempts"][0]["error"]["message"]
+
+
+async def test_cancel_on_another_replica_stops_the_job_on_its_worker(
+    server_factory: Any, postgres_url: str, fake: Any, workers: Workers
+) -> None:
+    fake.set_timing(step_time=0.2)
+    first = await start_replica(server_factory, postgres_url)
+    second = await start_replica(server_factory, postgres_url)
+    workers.start("gpu-a", fake.url)
+    async with first.client() as a, second.client() as b:
+        created = await submit(a, sampler_graph(steps=200))
+
+        async def started() -> Any:
+            current = await job(a, created["id"])
+            return current if (current["progress"] or 0) > 0 else None
+
+        await eventually(started, timeout=60)
+        answer = await b.post(f"/api/v1/jobs/{created['id']}/cancel")
+        assert answer.status_code == 200, answer.text
+        ended = await job_reaches(a, created["id"], "completed", "failed", "cancelled", timeout=30)
+    assert ended["status"] == "cancelled"
+    assert ended["progress"] < 1.0  # it stopped on the worker, not at the end
