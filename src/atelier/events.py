@@ -87,6 +87,18 @@ class EventBus(Protocol):
     @property
     def subscriber_count(self) -> int: ...
 
+    @property
+    def published(self) -> collections.Counter[str]:
+        """Events delivered to this process's consumers, by type (for /metrics)."""
+        ...
+
+    def on_jobs_changed(self, listener: ChangeListener) -> None:
+        """Call ``listener(job_ids, queue_changed)`` after every committed change to jobs
+        this process made, before that change's events are published."""
+        ...
+
+    def jobs_changed(self, job_ids: Collection[str], *, queue: bool) -> None: ...
+
 
 class LocalEventBus:
     def __init__(self) -> None:

@@ -22,10 +22,11 @@ may skip up to 32 sequence values).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -33,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from atelier.db.database import Database
 from atelier.db.repositories import EventRepository
-from atelier.events import JobEvent, LocalEventBus, Subscription
+from atelier.events import ChangeListener, JobEvent, LocalEventBus, Subscription
 
 log = logging.getLogger("atelier.events")
 
@@ -78,6 +79,16 @@ class PostgresEventBus:
     @property
     def subscriber_count(self) -> int:
         return self._fanout.subscriber_count
+
+    @property
+    def published(self) -> collections.Counter[str]:
+        return self._fanout.published
+
+    def on_jobs_changed(self, listener: ChangeListener) -> None:
+        self._fanout.on_jobs_changed(listener)
+
+    def jobs_changed(self, job_ids: Collection[str], *, queue: bool) -> None:
+        self._fanout.jobs_changed(job_ids, queue=queue)
 
     async def start(self) -> None:
         async with self.database.transaction() as session:
