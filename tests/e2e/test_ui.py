@@ -150,7 +150,7 @@ async def test_gallery_shows_outputs_as_what_they_are_and_filters(
 ) -> None:
     async with server.client() as client:
         jobs = [
-            await submit(client, image_graph(size=96)),
+            await submit(client, sampler_graph(steps=2, size=128)),
             await submit(client, animated_graph()),
             await submit(client, video_graph()),
         ]

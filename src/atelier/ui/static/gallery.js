@@ -43,7 +43,7 @@
       h("a", { href: jobLink(item.job_id), class: "thumb", title: "Open the job" }, media(artifact, { thumbnail: true })),
       h("figcaption", {},
         h("div", { class: "tile-title" },
-          h("span", { class: `tag kind-${artifact.kind}` }, artifact.kind),
+          h("span", { class: `tag kind-${artifact.kind}` }, artifact.animated && artifact.kind === "image" ? "animated" : artifact.kind),
           h("span", {}, item.workflow || "graph")),
         h("div", { class: "tile-meta muted small" },
           h("a", { href: jobLink(item.job_id), class: "mono" }, shortId(item.job_id)),
