@@ -9,7 +9,7 @@ nothing but "look". One per inserting statement; PostgreSQL folds identical
 notifications of one transaction into one and sends it at commit.
 
 Revision ID: 0004_cluster
-Revises: 0003_merge_heads
+Revises: 0004_production
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_cluster"
-down_revision = "0003_merge_heads"
+down_revision = "0004_production"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """the studio: projects, bibles, characters, pipeline runs and steps, gallery outputs
 
 Revision ID: 0004_production
-Revises: 0003_merge_heads
+Revises: 0004_h10_progress
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_production"
-down_revision = "0003_merge_heads"
+down_revision = "0004_h10_progress"
 branch_labels = None
 depends_on = None
 
