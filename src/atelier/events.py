@@ -49,6 +49,7 @@ class JobEvent:
 @dataclass(eq=False)
 class Subscription:
     job_id: str | None
+    kind: str = "internal"  # stream (SSE, WebSocket), wait (Prefer: wait), internal
     queue: asyncio.Queue[JobEvent] = field(default_factory=lambda: asyncio.Queue(maxsize=2048))
     lagged: bool = False
 
@@ -59,9 +60,12 @@ class EventBus:
         self.published: collections.Counter[str] = collections.Counter()  # by type, for /metrics
 
     @asynccontextmanager
-    async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:
-        """Events of one job, or of all jobs when ``job_id`` is None."""
-        subscription = Subscription(job_id)
+    async def subscribe(
+        self, job_id: str | None = None, *, kind: str = "internal"
+    ) -> AsyncIterator[Subscription]:
+        """Events of one job, or of all jobs when ``job_id`` is None; ``kind`` is who
+        listens, for /metrics."""
+        subscription = Subscription(job_id, kind=kind)
         self._subscriptions.add(subscription)
         try:
             yield subscription
@@ -81,3 +85,6 @@ class EventBus:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
+
+    def subscribers_by_kind(self) -> collections.Counter[str]:
+        return collections.Counter(s.kind for s in self._subscriptions)

@@ -52,7 +52,7 @@ async def _event_stream(
 ) -> AsyncIterator[JobEvent]:
     sent: set[int] = set()
     last = after
-    async with runtime.bus.subscribe(job_id) as subscription:
+    async with runtime.bus.subscribe(job_id, kind="stream") as subscription:
 
         async def replay() -> AsyncIterator[JobEvent]:
             nonlocal last
