@@ -73,3 +73,19 @@ async def test_no_model_of_the_family_is_a_422_listing_what_is_installed(
     (fit,) = described["backends"]
     assert fit["can_run"] is False
     assert fit["missing_models"] == ["checkpoints/v1-5-pruned-emaonly.safetensors"]
+
+
+async def test_the_manifests_preferred_file_comes_before_the_family(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    models = {"checkpoints": ["aaa_sd15_merge.safetensors", "v1-5-pruned.safetensors"]}
+    with ThreadedFakeComfyUI(root_dir=tmp_path / "comfy-p", name="p", models=models) as fake:
+        server = await server_factory(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", [fake.url])
+        async with server.client() as client:
+            response = await client.post(
+                "/api/v1/workflows/txt2img_sd15/jobs",
+                json={"prompt": "a fox", "steps": 1, "width": 64, "height": 64},
+                headers=WAIT,
+            )
+    assert response.status_code == 200, response.text
+    assert response.json()["params"]["checkpoint"] == "v1-5-pruned.safetensors"
