@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
@@ -252,7 +253,7 @@ def submit(
             raise _fail(exc) from exc
         console.print(job["id"])
         for warning in job.get("warnings") or []:
-            err.print(f"[yellow]warning:[/yellow] {warning}")
+            err.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
         if wait:
             _watch(client, job["id"])
 
@@ -347,18 +348,25 @@ def list_jobs(
             page = client.jobs(status=status, limit=limit)
         except AtelierError as exc:
             raise _fail(exc) from exc
-    # An id is for copying: never cut or folded, whatever the terminal's width.
+    # An id is for copying: never cut or folded, whatever the terminal's width; the
+    # light box leaves the other columns room on an 80-column terminal.
     table = Table(
-        Column("id", no_wrap=True, min_width=36), "status", "progress", "backend", "created"
+        Column("id", no_wrap=True, min_width=36),
+        Column("status", no_wrap=True),
+        Column("backend", no_wrap=True),
+        Column("created", no_wrap=True),
+        Column("files", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    table.add_column("outputs")
     for job in page["items"]:
         table.add_row(
             job["id"],
-            job["status"],
-            f"{job['progress'] * 100:.0f}%",
+            job["status"]
+            + (f" {job['progress'] * 100:.0f}%" if job["status"] == "running" else ""),
             job["backend"] or "",
-            job["created_at"][:19],
+            job["created_at"][5:16].replace("T", " "),
             str(len(job["outputs"])),
         )
     console.print(table)

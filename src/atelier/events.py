@@ -52,6 +52,7 @@ class JobEvent:
 @dataclass(eq=False)
 class Subscription:
     job_id: str | None
+    kind: str = "internal"  # stream (SSE, WebSocket), wait (Prefer: wait), internal
     queue: asyncio.Queue[JobEvent] = field(default_factory=lambda: asyncio.Queue(maxsize=2048))
     lagged: bool = False
 
@@ -68,7 +69,9 @@ class EventBus(Protocol):
     every replica sees every event.
     """
 
-    def subscribe(self, job_id: str | None = None) -> AbstractAsyncContextManager[Subscription]: ...
+    def subscribe(
+        self, job_id: str | None = None, *, kind: str = "internal"
+    ) -> AbstractAsyncContextManager[Subscription]: ...
 
     def publish(self, event: JobEvent) -> None:
         """Called after the event's transaction committed."""
@@ -91,6 +94,8 @@ class EventBus(Protocol):
     def published(self) -> collections.Counter[str]:
         """Events delivered to this process's consumers, by type (for /metrics)."""
         ...
+
+    def subscribers_by_kind(self) -> collections.Counter[str]: ...
 
     def on_jobs_changed(self, listener: ChangeListener) -> None:
         """Call ``listener(job_ids, queue_changed)`` after every committed change to jobs
@@ -117,9 +122,12 @@ class LocalEventBus:
             listener(job_ids, queue)
 
     @asynccontextmanager
-    async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:
-        """Events of one job, or of all jobs when ``job_id`` is None."""
-        subscription = Subscription(job_id)
+    async def subscribe(
+        self, job_id: str | None = None, *, kind: str = "internal"
+    ) -> AsyncIterator[Subscription]:
+        """Events of one job, or of all jobs when ``job_id`` is None; ``kind`` is who
+        listens, for /metrics."""
+        subscription = Subscription(job_id, kind=kind)
         self._subscriptions.add(subscription)
         try:
             yield subscription
@@ -148,3 +156,6 @@ class LocalEventBus:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
+
+    def subscribers_by_kind(self) -> collections.Counter[str]:
+        return collections.Counter(s.kind for s in self._subscriptions)

@@ -86,3 +86,8 @@ def configure(level: str = "info", log_format: LogFormat = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # httpx logs every request at info: health checks and /history polls would drown
+    # the lines that matter. --log-level debug shows them.
+    quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(quiet)

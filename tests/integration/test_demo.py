@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from atelier.testing import FakeComfyUI
+from atelier.testing.demo import demo_comfyui
 from tests.integration.test_workflows import RUNS
 from tests.workflow_support import run
 
@@ -33,10 +35,11 @@ async def test_the_demo_runs_every_builtin_workflow(server_factory: Any, tmp_pat
     assert video["content_type"] == "video/mp4"
 
 
-async def test_the_simulated_custom_node_says_so(server_factory: Any, tmp_path: Path) -> None:
-    server = await server_factory(
-        f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", [], demo=True, demo_step_time=0.0
-    )
-    fake = server.runtime.extras[0]
+def test_the_simulated_custom_node_says_so(tmp_path: Path) -> None:
+    fake = demo_comfyui(tmp_path / "demo", step_time=0.0)
     info = fake.schemas().get("ADE_AnimateDiffLoaderGen1")
+    assert info is not None
     assert "SIMULATED" in info["description"] and "simulated" in info["python_module"]
+    assert fake.schemas().get("ADE_AnimateDiffLoaderGen1") is not None
+    stock = FakeComfyUI(root_dir=tmp_path / "stock")
+    assert stock.schemas().get("ADE_AnimateDiffLoaderGen1") is None  # the demo only

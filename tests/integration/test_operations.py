@@ -95,7 +95,8 @@ async def test_metrics_move_as_jobs_run(server_factory: Any, fake: Any, tmp_path
         == 1
     )
     assert not any("00000000" in str(labels) for _name, labels in after)
-    assert value(after, "atelier_event_subscribers") >= 1  # the server's own consumers
+    assert value(after, "atelier_event_subscribers", kind="internal") >= 2  # webhooks, metrics
+    assert value(after, "atelier_event_subscribers", kind="stream") == 0
 
 
 async def test_queue_depth_and_backend_down_without_backend(
@@ -103,13 +104,20 @@ async def test_queue_depth_and_backend_down_without_backend(
 ) -> None:
     server = await server_factory(sqlite(tmp_path), [])
     async with server.client() as client:
-        for priority in (0, 0, 5):
-            await submit(client, image_graph(size=8), priority=priority)
-        samples = await scrape(client)
+        jobs = [await submit(client, image_graph(size=8), priority=p) for p in (0, 0, 5)]
+        async with client.stream("GET", f"/api/v1/jobs/{jobs[0]['id']}/events") as stream:
+            assert stream.status_code == 200
+
+            async def streaming() -> dict[tuple[str, tuple[Any, ...]], float] | None:
+                found = await scrape(client)
+                return found if value(found, "atelier_event_subscribers", kind="stream") else None
+
+            samples = await eventually(streaming, timeout=10)
         health = await client.get("/api/v1/health")
     assert value(samples, "atelier_queue_depth", priority="0") == 2
     assert value(samples, "atelier_queue_depth", priority="5") == 1
     assert value(samples, "atelier_jobs", status="queued") == 3
+    assert value(samples, "atelier_event_subscribers", kind="stream") == 1  # the SSE client
     assert health.status_code == 503
     report = health.json()
     assert report["status"] == "unhealthy"

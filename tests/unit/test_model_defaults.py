@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from atelier.workflows.models import choose, family
@@ -56,3 +58,14 @@ def test_never_another_family() -> None:
     plain = {"checkpoints": [SD15, "dreamshaper_8.safetensors"]}
     assert choose("checkpoints", "sd-v1-5-inpainting.ckpt", [], plain) is None
     assert choose("upscale_models", "RealESRGAN_x4plus.pth", [], {"upscale_models": []}) is None
+
+
+def test_builtin_manifests_keep_their_preferred_files() -> None:
+    from atelier.workflows.manifest import load, parse_text
+
+    folder = Path(__file__).parents[2] / "src/atelier/workflows/builtin"
+    data = parse_text((folder / "txt2img_sd15.yaml").read_text(), source="txt2img_sd15.yaml")
+    template = load(data, name="txt2img_sd15", schemas=[], base_dir=folder)
+    checkpoint = template.param("checkpoint")
+    assert checkpoint is not None and checkpoint.prefer[0] == "v1-5-pruned-emaonly-fp16.safetensors"
+    assert template.stored()["parameters"][2]["prefer"] == list(checkpoint.prefer)

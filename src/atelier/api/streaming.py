@@ -57,7 +57,7 @@ async def _event_stream(
 ) -> AsyncIterator[JobEvent]:
     sent: set[int] = set()
     last = after
-    async with runtime.bus.subscribe(job_id) as subscription:
+    async with runtime.bus.subscribe(job_id, kind="stream") as subscription:
         # Replay only up to the bus's horizon (PostgreSQL: the last id with no gap below
         # it that could still commit); live events bring the rest, in order.
         horizon = runtime.bus.horizon()

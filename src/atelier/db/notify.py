@@ -65,9 +65,12 @@ class PostgresEventBus:
         self.listening = asyncio.Event()  # set while a LISTEN connection is up
 
     def subscribe(
-        self, job_id: str | None = None
+        self, job_id: str | None = None, *, kind: str = "internal"
     ) -> contextlib.AbstractAsyncContextManager[Subscription]:
-        return self._fanout.subscribe(job_id)
+        return self._fanout.subscribe(job_id, kind=kind)
+
+    def subscribers_by_kind(self) -> collections.Counter[str]:
+        return self._fanout.subscribers_by_kind()
 
     def publish(self, event: JobEvent) -> None:
         # Our own commit: read it back from the table now, in order with everyone else's.

@@ -12,6 +12,7 @@ rules of the state machine live in one place:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 from contextlib import AbstractAsyncContextManager
@@ -84,7 +85,10 @@ class JobLedger:
 
     def _schedule_progress(self) -> None:
         if self._progress_flusher is None or self._progress_flusher.done():
-            self._progress_flusher = asyncio.create_task(self._flush_progress())
+            # Its own context: the batch holds many jobs, so its log lines name none.
+            self._progress_flusher = asyncio.create_task(
+                self._flush_progress(), context=contextvars.Context()
+            )
 
     async def _flush_progress(self) -> None:
         loop = asyncio.get_running_loop()

@@ -189,8 +189,10 @@ class JobRunner:
                 client_id=self.attempt.attempt_id,
             )
         except PromptRejected as rejected:
+            log.warning("ComfyUI rejected the prompt: %s", rejected.detail)
             await self.ledger.fail(self.job_id, self.attempt.attempt_id, rejection_error(rejected))
             return False
+        log.info("submitted as prompt %s", self.attempt.attempt_id)
         self._touch()
         return True
 
@@ -323,6 +325,7 @@ class JobRunner:
             await self.ledger.complete(
                 self.job_id, self.attempt.attempt_id, outputs, owner=self.attempt.owner
             )
+            log.info("completed with %d outputs", len(outputs))
             return
         if interrupted is not None:
             if self._cancel_sent or self.cancel.is_set():
@@ -337,6 +340,7 @@ class JobRunner:
             }
         else:
             error_body = node_error(error or {})
+        log.warning("failed: %s: %s", error_body["type"], error_body["message"])
         await self.ledger.fail(self.job_id, self.attempt.attempt_id, error_body)
 
     async def _lose(self, lost: BackendLost) -> None:

@@ -229,7 +229,7 @@ class JobsService:
         self, job_id: str, timeout: float, *, owner: str | None, base_url: str
     ) -> JobView:
         """The job once it is terminal, or as it is after ``timeout`` seconds."""
-        async with self.ledger.bus.subscribe(job_id) as subscription:
+        async with self.ledger.bus.subscribe(job_id, kind="wait") as subscription:
             view = await self.get(job_id, owner=owner, base_url=base_url)
             deadline = asyncio.get_running_loop().time() + timeout
             while view.status not in TERMINAL:

@@ -164,12 +164,16 @@ class StateCollector(Collector):
         for type_, count in sorted(runtime.bus.published.items()):
             published.add_metric([type_], count)
         yield published
-        yield GaugeMetricFamily(
+        subscribers = GaugeMetricFamily(
             "atelier_event_subscribers",
-            "Live event subscriptions: SSE and WebSocket streams, Prefer: wait, and the "
-            "server's own consumers (webhooks, metrics).",
-            value=runtime.bus.subscriber_count,
+            "Live event subscriptions by kind: stream (SSE and WebSocket clients), wait "
+            "(Prefer: wait requests), internal (webhooks, metrics).",
+            labels=["kind"],
         )
+        counts = runtime.bus.subscribers_by_kind()
+        for kind in ("stream", "wait", "internal"):
+            subscribers.add_metric([kind], counts.get(kind, 0))
+        yield subscribers
 
 
 def _backend_metrics(runtime: Runtime) -> Iterator[Metric]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from atelier.dispatch import capabilities
 from atelier.dispatch.backends import Backend
+from atelier.workflows import models
 from atelier.workflows.manifest import Template
 from atelier.workflows.params import MEDIA_KINDS, build_specs, json_schema
 from atelier.workflows.render import render
@@ -58,29 +59,35 @@ def summary(template: Template, schemas: Sequence[JsonDict]) -> JsonDict:
     }
 
 
-def needs(template: Template, schemas: Sequence[JsonDict]) -> tuple[set[str], set[str]]:
-    """Node classes and model files the template needs with its default parameters."""
+def needs(
+    template: Template, schemas: Sequence[JsonDict], object_info: JsonDict | None = None
+) -> tuple[set[str], set[str]]:
+    """Node classes and model files the template needs with its default parameters (on
+    this backend, when given: its model defaults are the files it has, see models.py)."""
     specs = build_specs(template, schemas, models_known=True)
     placeholder = {"artifact": "00000000-0000-0000-0000-000000000000"}
     values = {s.name: placeholder for s in specs if s.kind in MEDIA_KINDS}
-    graph = render(template, specs, values, schemas).graph
+    rendered = render(template, specs, values, schemas)
+    graph = rendered.graph
+    if object_info is not None:
+        models.apply_defaults(template, graph, rendered.params, set(), [object_info])
     classes = set(capabilities.graph_classes(graph)) | set(template.requires_nodes)
-    models = set(capabilities.graph_models(graph)) | set(template.requires_models)
-    return classes, models
+    files = set(capabilities.graph_models(graph)) | set(template.requires_models)
+    return classes, files
 
 
 def backend_fit(
     template: Template, schemas: Sequence[JsonDict], backends: Iterable[Backend]
 ) -> list[JsonDict]:
-    classes, models = needs(template, schemas)
     fits = []
     for backend in backends:
         entry: JsonDict = {"name": backend.name, "status": backend.state.value}
         if backend.object_info is None:
             entry.update(can_run=None, missing_node_classes=[], missing_models=[])
         else:
+            classes, files = needs(template, schemas, backend.object_info)
             missing_classes, missing_models = capabilities.missing_on(
-                backend.object_info, classes, models
+                backend.object_info, classes, files
             )
             entry.update(
                 can_run=backend.accepts_work and not missing_classes and not missing_models,
