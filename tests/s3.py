@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -42,6 +43,8 @@ def serve_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
+        # moto keeps its buckets in process-wide state that outlives a server: start empty.
+        httpx.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10).raise_for_status()
         s3 = S3Server(f"http://127.0.0.1:{port}", BUCKET)
         s3.client().create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
         s3.client().create_bucket(Bucket="other-bucket")  # type: ignore[attr-defined]

@@ -9,9 +9,28 @@ from typing import Any
 from atelier.testing import FakeComfyUI
 from atelier.testing.demo import demo_comfyui
 from tests.integration.test_workflows import RUNS
-from tests.workflow_support import run
+from tests.workflow_support import b64png, run
 
 ANIMATEDIFF = {"prompt": "a paper boat on a river", "steps": 2, "frames": 8}
+# The studio's video and reference templates, small.
+STUDIO = {
+    "first_last_video": (
+        {
+            "start_image": b64png(),
+            "end_image": b64png((0, 0, 255)),
+            "width": 64,
+            "height": 48,
+            "frames": 9,
+            "steps": 2,
+        },
+        "video",
+    ),
+    "img2video_wan": (
+        {"start_image": b64png(), "width": 64, "height": 48, "frames": 9, "steps": 2},
+        "video",
+    ),
+    "reference_edit": ({"reference": b64png(), "width": 256, "height": 256, "steps": 2}, "image"),
+}
 
 
 async def test_the_demo_runs_every_builtin_workflow(server_factory: Any, tmp_path: Path) -> None:
@@ -21,7 +40,7 @@ async def test_the_demo_runs_every_builtin_workflow(server_factory: Any, tmp_pat
     async with server.client() as client:
         listed = (await client.get("/api/v1/workflows")).json()["items"]
         names = {item["name"] for item in listed}
-        runs = {**RUNS, "txt2video_animatediff": (ANIMATEDIFF, "video")}
+        runs = {**RUNS, **STUDIO, "txt2video_animatediff": (ANIMATEDIFF, "video")}
         assert names == set(runs), names ^ set(runs)  # a new built-in needs a demo run here
         jobs = await asyncio.gather(
             *(run(client, name, params) for name, (params, _) in runs.items())
