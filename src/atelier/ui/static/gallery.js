@@ -37,16 +37,19 @@
   let cursor = null;
   let loading = false;
 
+  // A source may link its items elsewhere (`href`, `link_text`) and give a smaller
+  // `preview` (an image artifact: a poster frame) than the file itself.
   function card(item) {
     const { artifact } = item;
+    const href = item.href || jobLink(item.job_id);
     return h("figure", { class: `tile kind-${artifact.kind}`, dataset: { artifactId: artifact.id } },
-      h("a", { href: jobLink(item.job_id), class: "thumb", title: "Open the job" }, media(artifact, { thumbnail: true })),
+      h("a", { href, class: "thumb", title: item.href ? "Open" : "Open the job" }, media(item.preview || artifact, { thumbnail: true })),
       h("figcaption", {},
         h("div", { class: "tile-title" },
           h("span", { class: `tag kind-${artifact.kind}` }, artifact.animated && artifact.kind === "image" ? "animated" : artifact.kind),
           h("span", {}, item.workflow || "graph")),
         h("div", { class: "tile-meta muted small" },
-          h("a", { href: jobLink(item.job_id), class: "mono" }, shortId(item.job_id)),
+          h("a", { href, class: "mono" }, item.link_text || shortId(item.job_id)),
           ` · ${ago(item.created_at)}`),
         downloadLink(artifact)));
   }
