@@ -66,7 +66,7 @@
     const ticket = generation;
     loading = true;
     try {
-      const filters = { workflow: workflowFilter.value, kind: kindFilter.value };
+      const filters = { workflow: source.workflows === false ? "" : workflowFilter.value, kind: kindFilter.value };
       const page = await source.load(filters, cursor);
       if (ticket !== generation) return;
       if (reset) grid.replaceChildren();
@@ -81,7 +81,10 @@
     }
   }
 
+  // A source with `workflows: false` (the studio's, whose items come from pipelines) has
+  // no workflow filter to offer.
   function tabs() {
+    workflowFilter.closest("label").hidden = source.workflows === false;
     const box = document.getElementById("sources");
     box.replaceChildren(...gallerySources.map((item) => h("button", {
       type: "button", role: "tab", class: `chip${item === source ? " active" : ""}`,

@@ -163,6 +163,7 @@
       renderBible(await api(`${base}/bible`));
       await characters.load();
       await loadRuns();
+      document.getElementById("project").dataset.ready = "true"; // the forms hold what is saved
     } catch (error) {
       showBanner(problemText(error));
     }

@@ -145,16 +145,21 @@
     kv($("run-params"), Object.entries(run.params).filter(([key]) => key !== "project"));
     kv($("run-details"), [
       ["pipeline", run.pipeline],
-      ["project", run.project_id ? h("a", { href: projectLink(run.project_id) }, run.project_id) : null],
+      ["project", run.project_id ? h("a", { href: projectLink(run.project_id), id: "run-project" }, projectName || run.project_id) : null],
       ["created", dateTime(run.created_at)],
       ["updated", dateTime(run.updated_at)],
       ["finished", dateTime(run.finished_at)],
     ]);
   }
 
+  let projectName = null;
+
   async function reload() {
     try {
       run = await api(path);
+      if (run.project_id && projectName === null) {
+        projectName = (await api(`/api/v1/projects/${encodeURIComponent(run.project_id)}`)).name;
+      }
       render();
     } catch (error) {
       showBanner(error.status === 404 ? `No run ${runId} (or it is not yours).` : problemText(error));

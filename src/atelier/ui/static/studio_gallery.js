@@ -10,6 +10,7 @@
   Atelier.gallerySources.push({
     id: "studio",
     label: "Studio",
+    workflows: false,
     async load(filters, cursor) {
       if (filters.kind && !["image", "video"].includes(filters.kind)) return { items: [], next: null };
       const query = new URLSearchParams({ limit: "24" });
@@ -28,7 +29,7 @@
               : null,
             href: `${root}/ui/runs/${encodeURIComponent(item.run_id)}`,
             link_text: `run ${shortId(item.run_id)}`,
-            workflow: item.step + (item.published ? "" : " · unpublished"),
+            workflow: item.step,
             created_at: item.created_at,
           };
         }),
