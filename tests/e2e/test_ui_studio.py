@@ -182,3 +182,72 @@ async def test_a_project_its_bible_a_character_and_a_video_by_segments(
     await expect(joined.locator("a.thumb")).to_have_attribute("href", f"/ui/runs/{run_id}")
     await screenshot(page, "studio-gallery")
     assert errors == []
+
+
+async def test_a_run_held_for_review_is_rejected_retried_and_approved(
+    server: Any, browser: Browser
+) -> None:
+    async with server.client() as client:
+        made = await client.post("/api/v1/projects", json={"name": "Harbour", "status": "active"})
+        assert made.status_code == 201, made.text
+    project_id = made.json()["id"]
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.goto(f"{server.url}/ui/projects")
+    row = page.locator(f'tr[data-project-id="{project_id}"]')
+    await expect(row).to_contain_text("Harbour")
+    await expect(row.locator(".badge")).to_have_text("active")
+    await screenshot(page, "studio-projects")
+    await row.get_by_role("link", name="Harbour").click()
+    await expect(page.locator("#project")).to_have_attribute("data-ready", "true")
+
+    # A manual review: the seam gate scores the joined video, then waits for a person.
+    run_id = await generate(page, review="manual", character=None)
+    await expect(page.locator("#run-status")).to_have_text("awaiting_review", timeout=60000)
+    await expect(page.locator("#run-review")).to_be_visible()
+    gate = page.locator('#run-steps tr[data-step="seam_gate"]')
+    await expect(gate.locator(".badge")).to_have_text("awaiting_review")
+    await expect(gate.locator(".score", has_text="seam_continuity")).to_have_count(1)
+    await expect(gate.locator(".score").first).to_contain_text("/ 1.00")
+    await expect(page.locator("#timeline .segment[data-state=completed]")).to_have_count(2)
+
+    # The runs page lists it under "Awaiting review".
+    await page.goto(f"{server.url}/ui/runs")
+    await page.get_by_role("tab", name="Awaiting review").click()
+    listed = page.locator(f'#runs tr[data-run-id="{run_id}"]')
+    await expect(listed.locator(".badge")).to_have_text("awaiting_review")
+    await expect(page.locator("#runs tbody tr")).to_have_count(1)
+    await expect(listed).to_contain_text("2/2")
+    await screenshot(page, "studio-runs")
+    await page.get_by_role("tab", name="Completed").click()
+    await expect(page.locator("#runs tbody tr")).to_have_count(0)
+
+    # Reject: the run fails; retry reruns the rejected gate; approve: it completes.
+    await page.goto(f"{server.url}/ui/runs/{run_id}")
+    await expect(page.locator("#run-approve")).to_be_visible()
+    await screenshot(page, "studio-run-review")
+    await page.fill("#run-comment", "the seam jumps")
+    await page.get_by_role("button", name="Reject").click()
+    await expect(page.locator("#run-status")).to_have_text("failed", timeout=30000)
+    await expect(page.locator("#run-error")).to_contain_text("seam_gate")
+    await page.get_by_role("button", name="Retry").click()
+    await expect(page.locator("#run-status")).to_have_text("awaiting_review", timeout=60000)
+    await page.fill("#run-comment", "good enough")
+    await page.get_by_role("button", name="Approve").click()
+    await expect(page.locator("#run-status")).to_have_text("completed", timeout=30000)
+    await expect(page.locator("#run-outputs video")).to_have_count(1)
+    await expect(page.locator("#run-project")).to_have_text("Harbour")
+
+    async with server.client() as client:
+        run = await run_of(client, run_id)
+    assert run["status"] == "completed" and run["params"]["review"] == "manual"
+    reviews = [
+        entry
+        for entry in {s["name"]: s for s in run["steps"]}["seam_gate"]["scores"]
+        if "review" in entry
+    ]
+    assert [(r["review"], r["comment"]) for r in reviews] == [
+        ("rejected", "the seam jumps"),
+        ("approved", "good enough"),
+    ]
+    assert errors == []

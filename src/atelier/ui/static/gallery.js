@@ -101,10 +101,13 @@
   workflowFilter.addEventListener("change", () => load(true));
   kindFilter.addEventListener("change", () => load(true));
   more.addEventListener("click", () => load(false));
-  // After the other scripts of the page have run, so their sources are in the list.
-  setTimeout(() => {
+  // After the other scripts of the page have run, so their sources are in the list (a
+  // timer could fire while the parser still waits for a later script to download).
+  function start() {
     tabs();
     workflows().catch((error) => showBanner(problemText(error)));
     load(true);
-  }, 0);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();

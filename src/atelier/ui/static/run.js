@@ -158,7 +158,8 @@
     try {
       run = await api(path);
       if (run.project_id && projectName === null) {
-        projectName = (await api(`/api/v1/projects/${encodeURIComponent(run.project_id)}`)).name;
+        const project = await api(`/api/v1/projects/${encodeURIComponent(run.project_id)}`).catch(() => null);
+        projectName = project ? project.name : run.project_id; // deleted since: its id
       }
       render();
     } catch (error) {
