@@ -164,6 +164,17 @@ async def test_a_project_its_bible_a_character_and_a_video_by_segments(
     # Publish the project: its video is in the gallery's Studio tab, as a poster frame.
     await page.goto(f"{server.url}/ui/projects/{project_id}")
     await expect(page.locator("#project")).to_have_attribute("data-ready", "true")
+    # More references: a URL the server refuses (a private address) says why; an
+    # earlier output (a keyframe of the run) is added.
+    card = page.locator('.character[data-name="Aiko"]')
+    await card.get_by_role("button", name="URL").click()
+    await card.locator('input[type="url"]').fill("https://127.0.0.1/aiko.png")
+    await card.get_by_role("button", name="Add", exact=True).click()
+    await expect(card.locator(".ref-add .muted.small")).not_to_be_empty()
+    await expect(card.locator(".ref img")).to_have_count(1)
+    await card.get_by_role("button", name="Earlier output").click()
+    await card.locator(".pick").first.click()
+    await expect(card.locator(".ref img")).to_have_count(2)
     await page.check("#d-published")
     await page.get_by_role("button", name="Save defaults").click()
     await expect(page.locator("#defaults-saved")).to_contain_text("saved")
@@ -218,6 +229,7 @@ async def test_a_run_held_for_review_is_rejected_retried_and_approved(
     await expect(listed.locator(".badge")).to_have_text("awaiting_review")
     await expect(page.locator("#runs tbody tr")).to_have_count(1)
     await expect(listed).to_contain_text("2/2")
+    await expect(listed.locator("a[data-project-id]")).to_have_text("Harbour")
     await screenshot(page, "studio-runs")
     await page.get_by_role("tab", name="Completed").click()
     await expect(page.locator("#runs tbody tr")).to_have_count(0)

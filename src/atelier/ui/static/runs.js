@@ -4,7 +4,7 @@
 
 (() => {
   const { api, stream, showBanner, problemText } = Atelier;
-  const { runRow } = Studio;
+  const { runRow, nameProjects } = Studio;
   const body = document.querySelector("#runs tbody");
   const empty = document.getElementById("runs-empty");
   const more = document.getElementById("runs-more");
@@ -30,6 +30,7 @@
       if (ticket !== generation) return;
       if (reset) body.replaceChildren();
       body.append(...page.items.map((run) => runRow(run)));
+      nameProjects(body);
       shown = Math.max(20, body.children.length);
       cursor = page.next_cursor;
       more.hidden = !cursor;

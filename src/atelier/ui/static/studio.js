@@ -32,11 +32,24 @@ const Studio = (() => {
     return h("tr", { dataset: { runId: run.id, status: run.status } },
       h("td", {}, h("a", { href: runLink(run.id), class: "mono" }, shortId(run.id))),
       h("td", {}, run.pipeline),
-      project ? h("td", {}, run.project_id ? h("a", { href: projectLink(run.project_id), class: "mono" }, shortId(run.project_id)) : "—") : null,
+      project ? h("td", {}, run.project_id ? h("a", { href: projectLink(run.project_id), dataset: { projectId: run.project_id } }, shortId(run.project_id)) : "—") : null,
       h("td", {}, badge(run.status)),
       h("td", {}, h("div", { class: "progress-cell" }, progressBar(run.progress, run.status), h("span", { class: "percent" }, percent(run.progress)))),
       segments ? h("td", { class: "small" }, segmentsText(run.segments)) : null,
       h("td", { class: "small muted", title: run.created_at }, ago(run.created_at)));
+  }
+
+  // The project links of a table show the projects' names (each asked for once).
+  const projectNames = new Map();
+  async function nameProjects(container) {
+    for (const link of container.querySelectorAll("a[data-project-id]")) {
+      const id = link.dataset.projectId;
+      if (!projectNames.has(id)) {
+        projectNames.set(id, Atelier.api(`/api/v1/projects/${encodeURIComponent(id)}`).then((p) => p.name, () => null));
+      }
+      const name = await projectNames.get(id);
+      if (name) link.textContent = name;
+    }
   }
 
   // "hair: silver" lines <-> {hair: "silver"}; a value that reads as JSON (a number, a
@@ -92,5 +105,5 @@ const Studio = (() => {
     return input.value === "" ? undefined : Number(input.value);
   }
 
-  return { projectLink, runLink, duration, segmentsText, runRow, linesToObject, objectToLines, showProblem, clearProblem, numberOf };
+  return { projectLink, runLink, nameProjects, duration, segmentsText, runRow, linesToObject, objectToLines, showProblem, clearProblem, numberOf };
 })();
