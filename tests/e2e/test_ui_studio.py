@@ -147,7 +147,9 @@ async def test_a_project_its_bible_a_character_and_a_video_by_segments(
     await expect(page.locator("#run-progress")).to_have_attribute("aria-valuenow", "100")
     video = page.locator("#run-outputs video")
     await expect(video).to_have_attribute("controls", "")
-    await page.wait_for_function("() => document.querySelector('#run-outputs video').readyState >= 1")
+    await page.wait_for_function(
+        "() => document.querySelector('#run-outputs video').readyState >= 1"
+    )
     steps = page.locator("#run-steps tbody tr")
     await expect(steps).to_have_count(6)  # 3 keyframes, 2 segments, the join
     job_link = page.locator('#run-steps tr[data-step="segment_0"] a')
