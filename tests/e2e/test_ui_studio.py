@@ -197,7 +197,7 @@ async def test_a_project_its_bible_a_character_and_a_video_by_segments(
     assert errors == []
 
 
-async def test_a_run_held_for_review_is_rejected_retried_and_approved(
+async def test_a_run_held_for_review_is_rejected_retried_and_approved_and_one_cancelled(
     server: Any, browser: Browser
 ) -> None:
     async with server.client() as client:
@@ -264,4 +264,34 @@ async def test_a_run_held_for_review_is_rejected_retried_and_approved(
         ("rejected", "the seam jumps"),
         ("approved", "good enough"),
     ]
+
+    # Cancel a run while its steps are on the backend; it can then be retried.
+    async with server.client() as client:
+        started = await client.post(
+            f"/api/v1/projects/{project_id}/generate",
+            json={
+                "prompt": "a long one",
+                "duration": 2,
+                "segments": 2,
+                "steps": 100,
+                "width": 64,
+                "height": 64,
+                "review": "none",
+            },
+        )
+        assert started.status_code == 202, started.text
+    long_id = started.json()["id"]
+    await page.goto(f"{server.url}/ui/runs/{long_id}")
+    await expect(page.locator("#run-status")).to_have_text("running")
+    await page.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("#run-status")).to_have_text("cancelled", timeout=30000)
+    await expect(page.locator("#run-retry")).to_be_visible()
+    await expect(page.locator("#run-cancel")).to_be_hidden()
+    async with server.client() as client:
+        run = await run_of(client, long_id)
+        jobs = [job for step in run["steps"] for job in step["jobs"]]
+        for job_id in jobs:
+            job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+            assert job["status"] in ("cancelled", "completed"), job
+    assert run["status"] == "cancelled"
     assert errors == []
