@@ -44,6 +44,10 @@ async def test_every_page_renders_with_its_nav_script_and_strict_headers(
         "/ui/gallery": "gallery.js",
         "/ui/backends": "backends.js",
         "/ui/login": "login.js",
+        "/ui/projects": "projects.js",
+        "/ui/projects/p-1": "project.js",
+        "/ui/runs": "runs.js",
+        "/ui/runs/r-1": "run.js",
     }
     async with server.client() as client:
         for path, script in pages.items():
@@ -58,6 +62,12 @@ async def test_every_page_renders_with_its_nav_script_and_strict_headers(
             for link in NAV:
                 assert f'href="{link.path}"' in page.text
         assert 'data-job-id="abc-123"' in (await client.get("/ui/jobs/abc-123")).text
+        assert 'data-project-id="p-1"' in (await client.get("/ui/projects/p-1")).text
+        assert 'data-run-id="r-1"' in (await client.get("/ui/runs/r-1")).text
+        assert "/ui/static/studio_gallery.js" in (await client.get("/ui/gallery")).text
+        hostile_run = await client.get('/ui/runs/"><script>alert(1)<')
+        assert hostile_run.status_code == 200 and "<script>alert(1)" not in hostile_run.text
+        assert (await client.get("/ui/projects/" + "x" * 65)).status_code == 422
         hostile = await client.get('/ui/jobs/"><script>alert(1)<')
         assert hostile.status_code == 200 and "<script>alert(1)" not in hostile.text
         assert (await client.get("/ui/jobs/" + "x" * 65)).status_code == 422

@@ -3,7 +3,7 @@
 Each page is a template that draws the layout; its script (``static/<page>.js``) loads
 the data from the JSON API. ``NAV`` is the navigation bar: a new section (the studio's
 projects, characters and runs) adds its ``NavLink`` there and its templates beside these,
-with ``{% extends "base.html" %}``.
+with ``{% extends "base.html" %}`` (as the studio's projects and runs pages do).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ NAV: list[NavLink] = [
     NavLink("queue", "Queue", "/ui/"),
     NavLink("submit", "Submit", "/ui/submit"),
     NavLink("gallery", "Gallery", "/ui/gallery"),
+    NavLink("projects", "Projects", "/ui/projects"),
+    NavLink("runs", "Runs", "/ui/runs"),
     NavLink("backends", "Backends", "/ui/backends"),
-    # The studio's pages go here (projects, characters, runs) when it lands.
 ]
 
 # The pages load nothing from elsewhere and run no inline script; outputs may come from
@@ -114,6 +115,33 @@ async def submit_page(request: Request) -> HTMLResponse:
 @router.get("/gallery", response_class=HTMLResponse)
 async def gallery_page(request: Request) -> HTMLResponse:
     return render(request, "gallery.html", "gallery", title="Gallery")
+
+
+# The studio: projects (bible, characters, generate) and pipeline runs.
+
+
+@router.get("/projects", response_class=HTMLResponse)
+async def projects_page(request: Request) -> HTMLResponse:
+    return render(request, "projects.html", "projects", title="Projects")
+
+
+@router.get("/projects/{project_id}", response_class=HTMLResponse)
+async def project_page(
+    request: Request, project_id: Annotated[str, PathParam(max_length=64)]
+) -> HTMLResponse:
+    return render(request, "project.html", "projects", title="Project", project_id=project_id)
+
+
+@router.get("/runs", response_class=HTMLResponse)
+async def runs_page(request: Request) -> HTMLResponse:
+    return render(request, "runs.html", "runs", title="Runs")
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(
+    request: Request, run_id: Annotated[str, PathParam(max_length=64)]
+) -> HTMLResponse:
+    return render(request, "run.html", "runs", title="Run", run_id=run_id)
 
 
 @router.get("/backends", response_class=HTMLResponse)

@@ -37,16 +37,19 @@
   let cursor = null;
   let loading = false;
 
+  // A source may link its items elsewhere (`href`, `link_text`) and give a smaller
+  // `preview` (an image artifact: a poster frame) than the file itself.
   function card(item) {
     const { artifact } = item;
+    const href = item.href || jobLink(item.job_id);
     return h("figure", { class: `tile kind-${artifact.kind}`, dataset: { artifactId: artifact.id } },
-      h("a", { href: jobLink(item.job_id), class: "thumb", title: "Open the job" }, media(artifact, { thumbnail: true })),
+      h("a", { href, class: "thumb", title: item.href ? "Open" : "Open the job" }, media(item.preview || artifact, { thumbnail: true })),
       h("figcaption", {},
         h("div", { class: "tile-title" },
           h("span", { class: `tag kind-${artifact.kind}` }, artifact.animated && artifact.kind === "image" ? "animated" : artifact.kind),
           h("span", {}, item.workflow || "graph")),
         h("div", { class: "tile-meta muted small" },
-          h("a", { href: jobLink(item.job_id), class: "mono" }, shortId(item.job_id)),
+          h("a", { href, class: "mono" }, item.link_text || shortId(item.job_id)),
           ` · ${ago(item.created_at)}`),
         downloadLink(artifact)));
   }
@@ -63,7 +66,7 @@
     const ticket = generation;
     loading = true;
     try {
-      const filters = { workflow: workflowFilter.value, kind: kindFilter.value };
+      const filters = { workflow: source.workflows === false ? "" : workflowFilter.value, kind: kindFilter.value };
       const page = await source.load(filters, cursor);
       if (ticket !== generation) return;
       if (reset) grid.replaceChildren();
@@ -78,7 +81,10 @@
     }
   }
 
+  // A source with `workflows: false` (the studio's, whose items come from pipelines) has
+  // no workflow filter to offer.
   function tabs() {
+    workflowFilter.closest("label").hidden = source.workflows === false;
     const box = document.getElementById("sources");
     box.replaceChildren(...gallerySources.map((item) => h("button", {
       type: "button", role: "tab", class: `chip${item === source ? " active" : ""}`,
@@ -95,10 +101,13 @@
   workflowFilter.addEventListener("change", () => load(true));
   kindFilter.addEventListener("change", () => load(true));
   more.addEventListener("click", () => load(false));
-  // After the other scripts of the page have run, so their sources are in the list.
-  setTimeout(() => {
+  // After the other scripts of the page have run, so their sources are in the list (a
+  // timer could fire while the parser still waits for a later script to download).
+  function start() {
     tabs();
     workflows().catch((error) => showBanner(problemText(error)));
     load(true);
-  }, 0);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();
