@@ -82,7 +82,16 @@ def serve(
         f"[bold]Atelier {__version__}[/bold] on http://{settings.host}:{settings.port} "
         f"(data: {settings.data_dir.resolve()}, docs: /docs)"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        # uvloop and httptools (uvicorn[standard]); a line per request only when asked for.
+        loop="uvloop",
+        http="httptools",
+        access_log=log_level.lower() in ("debug", "info"),
+    )
 
 
 @app.command("fake-comfyui")
