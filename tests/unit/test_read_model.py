@@ -92,11 +92,16 @@ async def test_entries_expire_and_the_oldest_go_first() -> None:
     assert len(model) == 2  # "a" went
     await model.read("b", "http://a", tables.load)
     assert tables.reads == 3
+    clock.now += 1.7  # in its last quarter: served, and read again in the background
+    assert (await model.read("b", "http://a", tables.load)).body == b'{"v": 0}'
+    for _ in range(3):  # the load, then its landing
+        await asyncio.sleep(0)
+    assert tables.reads == 4 and not model._loading
     clock.now += 2.5
     await model.read("b", "http://a", tables.load)
-    assert tables.reads == 4
-    await model.read("b", "http://other", tables.load)  # another base URL: other links
     assert tables.reads == 5
+    await model.read("b", "http://other", tables.load)  # another base URL: other links
+    assert tables.reads == 6
 
 
 async def test_errors_are_not_kept_and_a_zero_size_holds_nothing() -> None:
