@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -54,6 +56,28 @@ class JobChanges:
         if job_id is not None:
             self.jobs.add(job_id)
         self.queue = self.queue or queue
+
+
+@functools.lru_cache(maxsize=256)
+def _positions_query(count: int) -> Any:
+    """SELECT of ``count`` queue positions, the jobs' values bound by name (p0, c0, i0,
+    p1, ...): built once per page size, since building it costs more than running it."""
+    queued = JobRow.status == JobStatus.QUEUED
+
+    def ahead(*conditions: Any) -> Any:
+        return select(func.count()).where(queued, *conditions).scalar_subquery()
+
+    def position(n: int) -> Any:
+        priority = bindparam(f"p{n}", type_=JobRow.priority.type)
+        created = bindparam(f"c{n}", type_=JobRow.created_at.type)
+        same = JobRow.priority == priority
+        return (
+            ahead(JobRow.priority > priority)
+            + ahead(same, JobRow.created_at < created)
+            + ahead(same, JobRow.created_at == created, JobRow.id < bindparam(f"i{n}"))
+        )
+
+    return select(*[position(n) for n in range(count)])
 
 
 class JobRepository:
@@ -131,20 +155,10 @@ class JobRepository:
         a few thousand queued, and this runs for every submit and status read."""
         if not jobs:
             return {}
-        queued = JobRow.status == JobStatus.QUEUED
-
-        def ahead(*conditions: Any) -> Any:
-            return select(func.count()).where(queued, *conditions).scalar_subquery()
-
-        def position(job: JobRow) -> Any:
-            same = JobRow.priority == job.priority
-            return (
-                ahead(JobRow.priority > job.priority)
-                + ahead(same, JobRow.created_at < job.created_at)
-                + ahead(same, JobRow.created_at == job.created_at, JobRow.id < job.id)
-            )
-
-        row = (await self.session.execute(select(*[position(job) for job in jobs]))).one()
+        values: dict[str, Any] = {}
+        for n, job in enumerate(jobs):
+            values.update({f"p{n}": job.priority, f"c{n}": job.created_at, f"i{n}": job.id})
+        row = (await self.session.execute(_positions_query(len(jobs)), values)).one()
         return {job.id: int(count) for job, count in zip(jobs, row, strict=True)}
 
     async def count_by_status(self, *, owner: str | None = None) -> dict[str, int]:
