@@ -104,6 +104,6 @@ def list_keys(
 
 @keys_app.command("revoke")
 def revoke(key_id: str, database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
-    """Revoke a key: it fails from its next request on."""
+    """Revoke a key: a running server refuses it within 5 seconds (keys.CACHE_SECONDS)."""
     row = _run(database_url, data_dir, lambda keys: keys.revoke(key_id, actor="cli"))
     console.print(f"revoked key {row.id} of {row.name!r}")

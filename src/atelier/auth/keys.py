@@ -23,6 +23,11 @@ from atelier.errors import KeyNotFound, ValidationFailed
 
 PREFIX = "atk_"
 TOUCH_EVERY = 60.0  # seconds between last_used_at updates of one key
+# Seconds a key, once looked up, is trusted without asking the database again. A key
+# revoked through this server (API) stops at once; one revoked by another process (the
+# CLI, another replica) stops within this.
+CACHE_SECONDS = 5.0
+CACHE_SIZE = 4096
 
 
 def hash_key(key: str) -> str:
@@ -53,6 +58,7 @@ class KeyService:
         self._keys_exist = False  # once True it stays True (revoked keys count)
         self._keys_checked_at = float("-inf")
         self._touched: dict[str, float] = {}
+        self._callers: dict[str, tuple[Caller, float]] = {}  # key hash -> caller, until
         # Per-owner running-jobs caps from key overrides; the dispatcher reads this dict.
         self.running_caps: dict[str | None, int] = {}
 
@@ -101,6 +107,7 @@ class KeyService:
             await keys.revoke(key_id, utcnow())
             row = await keys.get(key_id)
         assert row is not None
+        self._callers.clear()  # revoked from the next request on
         await self.audit.record(
             "key.revoke", actor=actor, target=key_id, details={"name": row.name}
         )
@@ -127,21 +134,30 @@ class KeyService:
         """The caller a key stands for; None when it is unknown or revoked."""
         if not key.startswith(PREFIX) or len(key) > 128:
             return None
+        digest = hash_key(key)
+        now = time.monotonic()
+        cached = self._callers.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         async with self.database.transaction() as session:
             keys = KeyRepository(session)
-            row = await keys.by_hash(hash_key(key))
+            row = await keys.by_hash(digest)
             if row is None or row.revoked_at is not None:
+                self._callers.pop(digest, None)
                 return None
-            now = time.monotonic()
             if now - self._touched.get(row.id, -TOUCH_EVERY) >= TOUCH_EVERY:
                 self._touched[row.id] = now
                 await keys.touch(row.id, utcnow())
-        return Caller(
+        caller = Caller(
             owner=row.name,
             scopes=frozenset(row.scopes),
             key_id=row.id,
             limits=Limits(row.rate_limit, row.max_queued, row.max_running, row.max_artifact_bytes),
         )
+        if len(self._callers) >= CACHE_SIZE:
+            self._callers.clear()
+        self._callers[digest] = (caller, now + CACHE_SECONDS)
+        return caller
 
     async def refresh_caps(self) -> None:
         async with self.database.transaction() as session:

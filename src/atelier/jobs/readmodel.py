@@ -13,7 +13,8 @@ An entry is dropped:
 - for a queued job, when the queue changes (a job entered or left it): its position
   is part of the document;
 - after ``ttl`` seconds in any case, which bounds how stale a change made by another
-  process (a second replica, a worker) can look;
+  process (a second replica, a worker) can look (a document read often is read again
+  in the background during its last quarter, so its readers do not wait);
 - least recently used first once ``size`` entries are held.
 
 A read that raced a change is not stored: a change of the job withdraws the load under
@@ -83,17 +84,27 @@ class JobReadModel:
         if entry is not None and self._fresh(entry, base_url):
             self._entries.move_to_end(job_id)
             self.hits += 1
+            if entry.expires - self._clock() < self.ttl / 4 and job_id not in self._loading:
+                # Read it again in the background before it expires, so that a job
+                # polled all the time never makes its readers wait for the tables.
+                self._start_load(job_id, base_url, load)
             return entry.document
         self.misses += 1
         if not self.enabled:
             return await load()
         flight = self._loading.get(job_id)
         if flight is None or flight.base_url != base_url:
-            flight = _Flight(asyncio.ensure_future(load()), base_url, self._queue_generation)
-            self._loading[job_id] = flight
-            flight.task.add_done_callback(lambda _: self._landed(job_id, flight))
+            flight = self._start_load(job_id, base_url, load)
         # Shielded: a reader that goes away does not cancel the others' load.
         return await asyncio.shield(flight.task)
+
+    def _start_load(
+        self, job_id: str, base_url: str, load: Callable[[], Awaitable[StatusDocument]]
+    ) -> _Flight:
+        flight = _Flight(asyncio.ensure_future(load()), base_url, self._queue_generation)
+        self._loading[job_id] = flight
+        flight.task.add_done_callback(lambda _: self._landed(job_id, flight))
+        return flight
 
     def forget(self, job_ids: Collection[str], queue_changed: bool) -> None:
         """Drop what is held of these jobs (an ``EventBus.on_jobs_changed`` listener).

@@ -158,8 +158,12 @@ class JobsService:
             page, more = rows[:limit], len(rows) > limit
             attempts = await unit.jobs.attempts_for([j.id for j in page])
             outputs = await unit.artifacts.for_jobs([j.id for j in page])
+            positions = await unit.jobs.queue_positions([j for j in page if j.status == "queued"])
             items = [
-                await self._view(unit, j, base_url, attempts[j.id], outputs[j.id]) for j in page
+                job_view(
+                    j, attempts[j.id], outputs[j.id], positions.get(j.id), base_url, self.sign_url
+                )
+                for j in page
             ]
         next_cursor = _encode_cursor(page[-1]) if more and page else None
         return JobPage(items=items, next_cursor=next_cursor)
