@@ -61,8 +61,11 @@ class JobsService:
         # Workflow templates, media inputs and capability checks (workflows/jobs.py).
         self.workflows = WorkflowJobs(settings, ledger=ledger, pool=pool, store=store)
 
-    async def submit(self, request: JobCreate, *, owner: str | None, base_url: str) -> JobView:
-        job_id = str(uuid.uuid4())
+    async def submit(
+        self, request: JobCreate, *, owner: str | None, base_url: str, job_id: str | None = None
+    ) -> JobView:
+        """Queue a job; under ``job_id`` if given (an Idempotency-Key claimed it)."""
+        job_id = job_id or str(uuid.uuid4())
         prepared = await self.workflows.prepare(
             graph=request.graph,
             workflow=request.workflow,
