@@ -99,7 +99,7 @@ class _Run:
         result = ChaosResult(
             self.config, counts, self.faults, self.usage, time.monotonic() - started, self.workdir
         )
-        if not counts.defects() and not self.config.keep:
+        if not counts.defects() and not counts.failed and not self.config.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return result
 
