@@ -305,6 +305,7 @@ def print_result(result: ChaosResult) -> None:
         ("SSE streams checked", c.streams, f"{c.stream_reconnects} reconnects"),
         ("SSE streams that missed an event", len(c.streams_missed), "must be 0"),
         ("SSE events delivered out of id order", c.stream_out_of_order, "allowed"),
+        ("SSE events delivered again after a reconnect", c.stream_repeats, "allowed"),
     ]
     for label, key in (("start", "start"), ("after last restart", "restarted"), ("end", "end")):
         if key in result.usage:

@@ -4,11 +4,19 @@ Events are persisted first (their id is the row id in ``job_events``) and publis
 after the transaction commits, so a subscriber never sees an event that could still roll
 back. A subscriber that falls behind is marked ``lagged`` instead of blocking the
 publisher; it then resyncs from the table, which holds every event.
+
+On PostgreSQL two transactions can commit their events out of id order (10 is written
+first, 11 commits first). So a stream must not tell a client "you have everything up to
+11" while 10 can still commit: the bus knows the transactions writing events in this
+process, and ``settled_id()`` is the id up to which nothing more can appear. A writer
+registers before its INSERT with the highest id known committed then; every id it gets
+is above that, so the smallest such floor bounds every id still in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -55,6 +63,28 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
+        self._committed_high = 0  # the highest event id known to be committed
+        self._writers: dict[int, int] = {}  # open event-writing transaction -> its floor
+        self._tokens = itertools.count()
+
+    def begin_write(self) -> int:
+        """Call before a transaction inserts its first event; returns a token for
+        ``end_write``, to be called once its events are published (or rolled back)."""
+        token = next(self._tokens)
+        self._writers[token] = self._committed_high
+        return token
+
+    def end_write(self, token: int) -> None:
+        self._writers.pop(token, None)
+
+    def observe(self, event_id: int) -> None:
+        """An event id seen committed (published, or read back from the table)."""
+        self._committed_high = max(self._committed_high, event_id)
+
+    def settled_id(self) -> int | None:
+        """Ids up to this one are final: no event at or below it can still commit.
+        None when no transaction is writing events (everything is settled)."""
+        return min(self._writers.values(), default=None)
 
     @asynccontextmanager
     async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:
@@ -67,6 +97,7 @@ class EventBus:
             self._subscriptions.discard(subscription)
 
     def publish(self, event: JobEvent) -> None:
+        self.observe(event.id)
         for subscription in self._subscriptions:
             if subscription.job_id not in (None, event.job_id):
                 continue
