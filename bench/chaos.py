@@ -89,6 +89,11 @@ class _Run:
         self.atelier: AtelierProcess | None = None
         self.work_done = asyncio.Event()
         self.stop = asyncio.Event()
+        self.phases: list[tuple[str, float]] = []  # (what, seconds since the first submit)
+        self._t0 = 0.0
+
+    def _phase(self, name: str) -> None:
+        self.phases.append((name, time.monotonic() - self._t0))
 
     async def run(self) -> ChaosResult:
         started = time.monotonic()
@@ -99,7 +104,11 @@ class _Run:
         result = ChaosResult(
             self.config, counts, self.faults, self.usage, time.monotonic() - started, self.workdir
         )
-        if not counts.defects() and not self.config.keep:
+        result.notes.append(
+            "timeline (s after the first submit): "
+            + ", ".join(f"{name} {at:.0f}" for name, at in self.phases)
+        )
+        if not counts.defects() and not counts.failed and not self.config.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return result
 
@@ -165,17 +174,21 @@ class _Run:
                     watchers.append(watcher)
                     tasks.append(asyncio.create_task(watcher.run(client, self.stop)))
 
+            self._t0 = time.monotonic()
             await asyncio.gather(*(one(i, s) for i, s in enumerate(submissions)))
+            self._phase("all accepted")
             await self._wait_until_idle(client, deadline)
+            self._phase("all finished")
             self.work_done.set()
             await faults
+            self._phase("faults over")
             await self._wait_until_idle(client, deadline)  # what the last fault disturbed
             await self._settle_watchers(watchers, deadline)
+            self._phase("streams settled")
             self.stop.set()
             for task in tasks:
                 task.cancel()  # the all-jobs streams never end by themselves
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.usage["end"] = checks.process_usage(self.atelier.pid)
 
             counts = Counts()
             views = await checks.job_fates(client, submissions, counts)
@@ -185,6 +198,9 @@ class _Run:
             await checks.outputs(client, views, expected, counts)
             events = await checks.persisted_events(self._database_url(), self.atelier.data_dir)
             checks.streams(watchers, events, views, counts)
+            self._phase("counted")
+        await asyncio.sleep(1.0)  # the server closes the run's connections
+        self.usage["end"] = checks.process_usage(self.atelier.pid)
         return counts
 
     def _log(self, fake: FakeProcess) -> list[checks.Execution]:
@@ -305,6 +321,7 @@ def print_result(result: ChaosResult) -> None:
         ("SSE streams checked", c.streams, f"{c.stream_reconnects} reconnects"),
         ("SSE streams that missed an event", len(c.streams_missed), "must be 0"),
         ("SSE events delivered out of id order", c.stream_out_of_order, "allowed"),
+        ("SSE events delivered again after a reconnect", c.stream_repeats, "allowed"),
     ]
     for label, key in (("start", "start"), ("after last restart", "restarted"), ("end", "end")):
         if key in result.usage:
@@ -317,6 +334,7 @@ def print_result(result: ChaosResult) -> None:
         rows,
         [
             f"faults injected: {faults}",
+            *result.notes,
             f"took {result.seconds:.0f} s; verdict: "
             + ("PASS" if not c.defects() else "FAIL: " + "; ".join(c.defects())),
             *[f"  {line}" for line in (c.lost + c.stuck)[:10]],

@@ -52,6 +52,7 @@ class Counts:
     streams_missed: list[str] = field(default_factory=list)
     stream_out_of_order: int = 0
     stream_reconnects: int = 0
+    stream_repeats: int = 0
 
     def defects(self) -> list[str]:
         """What must be zero; empty means the run passed."""
@@ -242,6 +243,7 @@ def streams(
         counts.stream_out_of_order += sum(
             1 for a, b in zip(watcher.received, watcher.received[1:], strict=False) if b < a
         )
+        counts.stream_repeats += len(watcher.received) - len(set(watcher.received))
 
 
 def process_usage(pid: int) -> tuple[float, int]:

@@ -150,21 +150,26 @@ class StreamWatcher:
                 await _sleep_unless(stop, 0.3)
 
     async def _read(self, response: httpx.Response) -> None:
-        event_id: str | None = None
+        # The frame's id is the stream's cursor (Last-Event-ID); the event's own id is in
+        # its data.
+        cursor: str | None = None
         event_type = ""
+        data: list[str] = []
         async for line in response.aiter_lines():
             if line.startswith("id:"):
-                event_id = line[3:].strip()
+                cursor = line[3:].strip()
             elif line.startswith("event:"):
                 event_type = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
             elif line == "":
-                if event_id is not None:
-                    self.last_id = event_id
-                    self.received.append(int(event_id))
+                if cursor is not None and data:
+                    self.last_id = cursor
+                    self.received.append(int(json.loads("\n".join(data))["id"]))
                     if self.job_id is not None and event_type in TERMINAL:
                         self.finished = True
                         return
-                event_id, event_type = None, ""
+                cursor, event_type, data = None, "", []
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -4,12 +4,20 @@ Events are persisted first (their id is the row id in ``job_events``) and publis
 after the transaction commits, so a subscriber never sees an event that could still roll
 back. A subscriber that falls behind is marked ``lagged`` instead of blocking the
 publisher; it then resyncs from the table, which holds every event.
+
+On PostgreSQL two transactions can commit their events out of id order (10 is written
+first, 11 commits first). So a stream must not tell a client "you have everything up to
+11" while 10 can still commit: the bus knows the transactions writing events in this
+process, and ``settled_id()`` is the id up to which nothing more can appear. A writer
+registers before its INSERT with the highest id known committed then; every id it gets
+is above that, so the smallest such floor bounds every id still in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -104,12 +112,31 @@ class EventBus(Protocol):
 
     def jobs_changed(self, job_ids: Collection[str], *, queue: bool) -> None: ...
 
+    def begin_write(self) -> int:
+        """Before a transaction inserts its first event; a token for ``end_write``."""
+        ...
+
+    def end_write(self, token: int) -> None: ...
+
+    def observe(self, event_id: int) -> None:
+        """An event id seen committed (published, or read back from the table)."""
+        ...
+
+    def settled_id(self) -> int | None:
+        """Ids up to this one are final (None: no transaction is writing events)."""
+        ...
+
 
 class LocalEventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
         self.published: collections.Counter[str] = collections.Counter()  # by type, for /metrics
         self._change_listeners: list[ChangeListener] = []
+        # Commit order within this process: the SSE cursor never passes an id that an
+        # open transaction may still commit below (api/streaming.py).
+        self._committed_high = 0  # the highest event id known to be committed
+        self._writers: dict[int, int] = {}  # open event-writing transaction -> its floor
+        self._tokens = itertools.count()
 
     def on_jobs_changed(self, listener: ChangeListener) -> None:
         """Call ``listener(job_ids, queue_changed)`` after every committed change to jobs
@@ -120,6 +147,25 @@ class LocalEventBus:
     def jobs_changed(self, job_ids: Collection[str], *, queue: bool) -> None:
         for listener in self._change_listeners:
             listener(job_ids, queue)
+
+    def begin_write(self) -> int:
+        """Call before a transaction inserts its first event; returns a token for
+        ``end_write``, to be called once its events are published (or rolled back)."""
+        token = next(self._tokens)
+        self._writers[token] = self._committed_high
+        return token
+
+    def end_write(self, token: int) -> None:
+        self._writers.pop(token, None)
+
+    def observe(self, event_id: int) -> None:
+        """An event id seen committed (published, or read back from the table)."""
+        self._committed_high = max(self._committed_high, event_id)
+
+    def settled_id(self) -> int | None:
+        """Ids up to this one are final: no event at or below it can still commit.
+        None when no transaction is writing events (everything is settled)."""
+        return min(self._writers.values(), default=None)
 
     @asynccontextmanager
     async def subscribe(
@@ -136,6 +182,7 @@ class LocalEventBus:
 
     def publish(self, event: JobEvent) -> None:
         self.published[event.type] += 1
+        self.observe(event.id)
         for subscription in self._subscriptions:
             if subscription.job_id not in (None, event.job_id):
                 continue

@@ -40,15 +40,14 @@ async def idempotent(
     body: BaseModel,
     response: Response,
     *,
-    create: Callable[[], Awaitable[JobView]],
+    create: Callable[[str | None], Awaitable[JobView]],
     replay: Callable[[str], Awaitable[JobView]],
 ) -> JobView:
+    """``create(job_id)`` makes the job, under ``job_id`` unless that is None."""
     if key is None:
-        return await create()
+        return await create(None)
     digest = fingerprint(route, body.model_dump(mode="json"))
-    view, replayed = await runtime.security.idempotency.run(
-        creator, key, digest, create, replay, lambda v: v.id
-    )
+    view, replayed = await runtime.security.idempotency.run(creator, key, digest, create, replay)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return view

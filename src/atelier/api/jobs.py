@@ -73,7 +73,7 @@ async def accept(
         "POST /api/v1/jobs",
         body,
         response,
-        create=lambda: jobs.submit(body, owner=creator, base_url=base_url),
+        create=lambda job_id: jobs.submit(body, owner=creator, base_url=base_url, job_id=job_id),
         replay=lambda job_id: jobs.get(job_id, owner=owner, base_url=base_url),
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"

@@ -3,6 +3,12 @@
 A stream first replays persisted events after the client's last id (``Last-Event-ID`` or
 ``?after=``), then follows live ones. It subscribes before replaying, so nothing falls
 in the gap; ids already sent are skipped. A job's stream ends after its terminal event.
+
+An SSE frame's ``id`` is the stream's cursor, not always its event's own id (that is in
+the data): the highest id up to which this client has every event. On PostgreSQL an event
+can commit after one with a higher id; while one may still do so, the cursor stays below
+it (``EventBus.settled_id``), so a reconnect with ``Last-Event-ID`` misses nothing (and
+may see an event again: the data's ``id`` tells).
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ async def _event_stream(
                         last, job_id=job_id, limit=REPLAY_PAGE, until=horizon
                     )
                 for row in rows:
+                    runtime.bus.observe(row.id)
                     last = max(last, row.id)
                     if row.id not in sent:
                         sent.add(row.id)
@@ -121,10 +128,14 @@ EventId = Annotated[
 ]
 
 
-def _sse(stream: AsyncIterator[JobEvent]) -> EventSourceResponse:
+def _sse(runtime: Runtime, stream: AsyncIterator[JobEvent], after: int) -> EventSourceResponse:
     async def frames() -> AsyncIterator[dict[str, Any]]:
+        cursor = delivered = after
         async for event in stream:
-            yield {"id": str(event.id), "event": event.type, "data": json.dumps(event.as_dict())}
+            delivered = max(delivered, event.id)
+            settled = runtime.bus.settled_id()
+            cursor = max(cursor, delivered if settled is None else min(delivered, settled))
+            yield {"id": str(cursor), "event": event.type, "data": json.dumps(event.as_dict())}
 
     return EventSourceResponse(frames(), ping=15)
 
@@ -141,7 +152,8 @@ async def job_events(
 ) -> EventSourceResponse:
     """Server-Sent Events of one job; reconnect with Last-Event-ID to miss nothing."""
     await jobs.get(job_id, owner=owner, base_url=base_url)  # 404 for unknown jobs
-    return _sse(event_stream(runtime, job_id, _after(last_event_id, after)))
+    start = _after(last_event_id, after)
+    return _sse(runtime, event_stream(runtime, job_id, start), start)
 
 
 @router.get("/api/v1/events", operation_id="all_events")
@@ -161,7 +173,7 @@ async def all_events(
     if not replay and last_event_id is None and after is None:
         async with runtime.ledger.unit() as unit:
             start = await unit.events.last_id()
-    return _sse(event_stream(runtime, None, start, owner=owner))
+    return _sse(runtime, event_stream(runtime, None, start, owner=owner), start)
 
 
 @router.websocket("/api/v1/jobs/{job_id}/ws")

@@ -50,13 +50,15 @@ class ComfyClient:
         self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
     ) -> httpx.Response:
         try:
-            return await self._http.request(
+            response = await self._http.request(
                 method, path, timeout=timeout if timeout is not None else self._timeout, **kwargs
             )
         except httpx.TransportError as exc:
             raise BackendUnavailable(
                 f"{self.base_url}: {type(exc).__name__}: {exc}".rstrip(": ")
             ) from exc
+        _raise_for_server_trouble(method, path, response)
+        return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(method, path, **kwargs)
@@ -194,7 +196,10 @@ class ComfyClient:
         except httpx.TransportError as exc:
             raise BackendUnavailable(f"{self.base_url}: {type_name(exc)}") from exc
         try:
+            _raise_for_server_trouble("GET", "/view", response)
             yield response
+        except httpx.TransportError as exc:  # the connection broke while streaming
+            raise BackendUnavailable(f"{self.base_url}: /view: {type_name(exc)}") from exc
         finally:
             await response.aclose()
 
@@ -243,3 +248,10 @@ class ComfySocket:
 def type_name(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _raise_for_server_trouble(method: str, path: str, response: httpx.Response) -> None:
+    """A 5xx is the server in trouble (crashing, overloaded, a proxy without its upstream),
+    which passes: callers treat it like a refused connection, not like a bad answer."""
+    if response.status_code >= 500:
+        raise BackendUnavailable(f"{method} {path} answered {response.status_code}")

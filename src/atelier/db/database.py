@@ -7,6 +7,7 @@ then writes cannot deadlock against another writer, it waits (busy_timeout) inst
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -106,9 +107,12 @@ def unreachable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
+        if isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS:
+            return True
         if isinstance(
             current,
-            OSError
+            ConnectionError
+            | TimeoutError
             | asyncpg.PostgresConnectionError
             | asyncpg.InterfaceError
             # Class 57: shutting down, starting up, crash recovery.
@@ -119,11 +123,16 @@ def unreachable(exc: BaseException) -> bool:
     return False
 
 
-async def wait_until_reachable(database: Database, *, poll: float = 0.5) -> None:
-    """Returns once a ``SELECT 1`` goes through."""
+_NETWORK_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.ECONNREFUSED}
+
+
+async def wait_until_reachable(database: Database, *, poll: float = 0.5) -> bool:
+    """Returns once a ``SELECT 1`` goes through: True if it had to wait for that."""
+    waited = False
     while True:
         if await database.ping():
-            return
+            return waited
+        waited = True
         await asyncio.sleep(poll)
 
 

@@ -93,6 +93,21 @@ class PostgresEventBus:
     def jobs_changed(self, job_ids: Collection[str], *, queue: bool) -> None:
         self._fanout.jobs_changed(job_ids, queue=queue)
 
+    # This process's own open transactions; other replicas' late commits are what the
+    # horizon (the gap-free watermark) holds back.
+    def begin_write(self) -> int:
+        return self._fanout.begin_write()
+
+    def end_write(self, token: int) -> None:
+        self._fanout.end_write(token)
+
+    def observe(self, event_id: int) -> None:
+        self._fanout.observe(event_id)
+
+    def settled_id(self) -> int | None:
+        local = self._fanout.settled_id()
+        return self._watermark if local is None else min(local, self._watermark)
+
     async def start(self) -> None:
         async with self.database.transaction() as session:
             self._watermark = await EventRepository(session).last_id()

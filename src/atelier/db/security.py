@@ -81,13 +81,6 @@ class IdempotencyRepository:
         self.session.add(row)
         await self.session.flush()
 
-    async def set_job(self, owner: str, key: str, job_id: str) -> None:
-        await self.session.execute(
-            update(IdempotencyRow)
-            .where(IdempotencyRow.owner == owner, IdempotencyRow.key == key)
-            .values(job_id=job_id)
-        )
-
     async def release(self, owner: str, key: str) -> None:
         await self.session.execute(
             delete(IdempotencyRow).where(IdempotencyRow.owner == owner, IdempotencyRow.key == key)

@@ -23,8 +23,10 @@ from atelier.events import EventBus, JobEvent
 
 
 class UnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, bus: EventBus | None = None) -> None:
         self.session = session
+        self.bus = bus
+        self.write_token: int | None = None
         self.changes = JobChanges()
         self.jobs = JobRepository(session, self.changes)
         self.events = EventRepository(session, self.changes)
@@ -32,6 +34,8 @@ class UnitOfWork:
         self.emitted: list[JobEvent] = []
 
     async def emit(self, job_id: str, type: str, data: dict[str, Any]) -> JobEvent:
+        if self.bus is not None and self.write_token is None:
+            self.write_token = self.bus.begin_write()  # before the INSERT takes an id
         row = await self.events.add(job_id, type, data)
         event = JobEvent(id=row.id, job_id=job_id, type=type, data=data, created_at=row.created_at)
         self.emitted.append(event)
@@ -40,10 +44,15 @@ class UnitOfWork:
 
 @asynccontextmanager
 async def unit_of_work(database: Database, bus: EventBus) -> AsyncIterator[UnitOfWork]:
-    async with database.transaction() as session:
-        unit = UnitOfWork(session)
-        yield unit
-    if unit.changes.jobs or unit.changes.queue:
-        bus.jobs_changed(unit.changes.jobs, queue=unit.changes.queue)
-    for event in unit.emitted:
-        bus.publish(event)
+    unit: UnitOfWork | None = None
+    try:
+        async with database.transaction() as session:
+            unit = UnitOfWork(session, bus)
+            yield unit
+        if unit.changes.jobs or unit.changes.queue:
+            bus.jobs_changed(unit.changes.jobs, queue=unit.changes.queue)
+        for event in unit.emitted:
+            bus.publish(event)
+    finally:
+        if unit is not None and unit.write_token is not None:
+            bus.end_write(unit.write_token)

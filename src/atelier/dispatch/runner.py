@@ -45,6 +45,9 @@ from atelier.storage.base import ArtifactStore
 log = logging.getLogger("atelier.runner")
 
 RECEIVE_SLICE = 0.25  # how often the runner looks at its cancel flag while waiting
+# A cut connection to a database that is back at once is retried this many times in a
+# row; past that the error is not the database being away, and the job fails.
+QUICK_RETRIES = 5
 
 
 class BackendLost(Exception):
@@ -109,6 +112,7 @@ class JobRunner:
         # Atelier shutting down cancels this task: the prompt goes on in ComfyUI, and the
         # job stays "running" so that the next start re-attaches to it.
         failure: Exception | None = None
+        quick_retries = 0  # the database looked unreachable, yet answered at once
         while True:
             try:
                 if failure is None:
@@ -117,14 +121,18 @@ class JobRunner:
                     await self._fail_internal(failure)
                 return
             except Exception as exc:
-                if not database.unreachable(exc):
+                if not database.unreachable(exc) or quick_retries >= QUICK_RETRIES:
                     if failure is not None:
                         raise
                     log.exception("runner for job %s failed", self.job_id)
                     failure = exc
                     continue
                 log.warning("job %s: database unreachable (%s); waiting for it", self.job_id, exc)
-                await database.wait_until_reachable(self.ledger.database)
+                if await database.wait_until_reachable(self.ledger.database):
+                    quick_retries = 0
+                else:
+                    quick_retries += 1
+                    await asyncio.sleep(RECEIVE_SLICE * quick_retries)
 
     async def _run_or_lose(self) -> None:
         try:

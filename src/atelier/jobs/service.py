@@ -71,8 +71,11 @@ class JobsService:
         self.read_model = JobReadModel(size=settings.job_cache_size, ttl=settings.job_cache_seconds)
         ledger.bus.on_jobs_changed(self.read_model.forget)
 
-    async def submit(self, request: JobCreate, *, owner: str | None, base_url: str) -> JobView:
-        job_id = str(uuid.uuid4())
+    async def submit(
+        self, request: JobCreate, *, owner: str | None, base_url: str, job_id: str | None = None
+    ) -> JobView:
+        """Queue a job; under ``job_id`` if given (an Idempotency-Key claimed it)."""
+        job_id = job_id or str(uuid.uuid4())
         prepared = await self.workflows.prepare(
             graph=request.graph,
             workflow=request.workflow,
