@@ -21,6 +21,7 @@ from PIL import Image
 
 from atelier.client import AsyncAtelier
 from atelier.testing import ThreadedFakeComfyUI
+from tests.graphs import sampler_graph
 from tests.team import make_key
 
 TOOLS = {"list_workflows", "submit_workflow", "get_job", "wait_for_job", "get_outputs"}
@@ -105,6 +106,16 @@ async def test_streamable_http_with_api_keys(
     async with http_client(server.url, alice) as client:
         await list_submit_and_see(client, image_id)
 
+        fake.fake.set_timing(step_time=0.2)
+        async with AsyncAtelier(server.url, api_key=alice) as atelier:
+            long_job = await atelier.submit(sampler_graph(steps=300))
+            waited = await client.call_tool(
+                "wait_for_job", {"job_id": long_job.id, "timeout_seconds": 1}
+            )
+            assert waited.structured_content["status"] in ("queued", "running")
+            await atelier.cancel(long_job.id)
+            assert (await atelier.wait(long_job.id, timeout=30)).status == "cancelled"
+
     async with http_client(server.url, reader) as client:
         # bob may read, not submit, and does not see alice's upload or jobs
         denied = await client.call_tool(
@@ -112,7 +123,7 @@ async def test_streamable_http_with_api_keys(
         )
         assert denied.is_error and "submit" in text_of(denied)
         async with AsyncAtelier(server.url, api_key=alice) as atelier:
-            [alices_job] = (await atelier.jobs()).items
+            alices_job = (await atelier.jobs(status="completed")).items[0]
         hidden = await client.call_tool("get_job", {"job_id": alices_job.id})
         assert hidden.is_error and "404" in text_of(hidden)
 

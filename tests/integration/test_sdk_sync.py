@@ -1,5 +1,5 @@
-"""Atelier (the sync client) against a real server on a real socket, in a thread of its
-own, with the fake ComfyUI; events survive a connection cut by a real TCP proxy."""
+"""Atelier (the sync client) against a real server (`atelier serve`, a process of its own)
+with the fake ComfyUI; events survive a connection cut by a real TCP proxy."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from atelier.client import Atelier, ConnectionFailed, GraphInvalid, JobNotFound, NotFound
-from atelier.settings import Settings
 from atelier.testing import ThreadedFakeComfyUI
-from tests.conftest import free_port, make_settings, start_server
+from tests.conftest import free_port
+from tests.e2e import test_cli as cli
 from tests.graphs import image_graph, sampler_graph
 
 
@@ -68,58 +69,61 @@ class CuttingProxy:
         upstream_writer.close()
 
 
-class ThreadedServer:
-    """An Atelier (and a CuttingProxy in front of it) on a loop in another thread, so
-    that blocking client calls in the test do not block the server."""
+class ProxyThread:
+    """A CuttingProxy on an event loop in a thread of its own."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.url = f"http://127.0.0.1:{settings.port}"
-        self.proxy = CuttingProxy(settings.port)
-        self.proxy_url = f"http://127.0.0.1:{self.proxy.port}"
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+    def __init__(self, target_port: int) -> None:
+        self.proxy = CuttingProxy(target_port)
+        self.url = f"http://127.0.0.1:{self.proxy.port}"
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            server = await start_server(self.settings)
-            proxy = await self.proxy.serve()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            raise
-        self._ready.set()
-        await self._stop.wait()
-        proxy.close()
-        await server.stop()
-
-    def __enter__(self) -> ThreadedServer:
+    def __enter__(self) -> CuttingProxy:
         self._thread.start()
-        self._ready.wait(60)
-        if self._error is not None:
-            raise self._error
-        return self
+        self._server = asyncio.run_coroutine_threadsafe(self.proxy.serve(), self._loop).result()
+        return self.proxy
 
     def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
+        async def close() -> None:
+            self._server.close()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
 
-@pytest.fixture
-def threaded(fake: ThreadedFakeComfyUI, tmp_path: Path) -> Iterator[ThreadedServer]:
-    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 's.db'}", [fake.url])
-    with ThreadedServer(settings) as server:
-        yield server
+@dataclass
+class Served:
+    url: str
+    fake: ThreadedFakeComfyUI
 
 
-def test_run_a_workflow_and_save_its_outputs(threaded: ThreadedServer, tmp_path: Path) -> None:
-    with Atelier(threaded.url, api_key="") as atelier:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`atelier serve` as a process of its own (its own main thread and signals) on a real
+    port, with a fake ComfyUI; shared by this module's tests, which make their own jobs."""
+    root = tmp_path_factory.mktemp("sdk-sync")
+    with ThreadedFakeComfyUI(root_dir=root / "comfy", name="a") as fake:
+        port = free_port()
+        command = [sys.executable, "-m", "atelier", "serve", "--port", str(port)]
+        command += ["--data-dir", str(root / "data"), "--backend", fake.url]
+        log = (root / "serve.log").open("w")  # a file: a pipe nobody reads could fill up
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            cli._wait_ready(url, process)
+            yield Served(url, fake)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            log.close()
+
+
+def test_run_a_workflow_and_save_its_outputs(served: Served, tmp_path: Path) -> None:
+    with Atelier(served.url, api_key="") as atelier:
         assert "resize" in [w.name for w in atelier.workflows()]
         width = atelier.workflow("resize").parameter("width")
         assert width["type"] == "integer"
@@ -148,21 +152,21 @@ def test_run_a_workflow_and_save_its_outputs(threaded: ThreadedServer, tmp_path:
             atelier.wait("no-such-job")
 
 
-def test_events_resume_with_last_event_id_after_the_connection_is_cut(
-    threaded: ThreadedServer, fake: ThreadedFakeComfyUI
-) -> None:
-    fake.fake.set_timing(step_time=0.05)
-    with Atelier(threaded.proxy_url, api_key="") as atelier:
-        job = atelier.submit(sampler_graph(steps=12))
-        events = list(atelier.events(job.id))
+def test_events_resume_with_last_event_id_after_the_connection_is_cut(served: Served) -> None:
+    served.fake.fake.set_timing(step_time=0.05)
+    port = int(served.url.rsplit(":", 1)[1])
+    with ProxyThread(port) as proxy, Atelier(f"http://127.0.0.1:{proxy.port}", api_key="") as c:
+        job = c.submit(sampler_graph(steps=12))
+        events = list(c.events(job.id))
+    served.fake.fake.set_timing(step_time=0.0)
     ids = [e.id for e in events]
-    assert threaded.proxy.cut and len(threaded.proxy.event_requests) == 2
-    assert b"last-event-id" not in threaded.proxy.event_requests[0].lower()
+    assert proxy.cut and len(proxy.event_requests) == 2
+    assert b"last-event-id" not in proxy.event_requests[0].lower()
     resumed_from = ids[1]  # the proxy cut after two events
-    assert f"last-event-id: {resumed_from}".encode() in threaded.proxy.event_requests[1].lower()
+    assert f"last-event-id: {resumed_from}".encode() in proxy.event_requests[1].lower()
     assert ids == sorted(set(ids)), "no event twice, none out of order"
     assert events[0].type == "queued" and events[-1].type == "completed"
-    with Atelier(threaded.url, api_key="") as direct:
+    with Atelier(served.url, api_key="") as direct:
         assert [e.id for e in direct.events(job.id)] == ids, "none missed"
 
 
@@ -172,11 +176,11 @@ def test_a_server_that_is_down_is_one_clear_error(tmp_path: Path) -> None:
         atelier.workflows()
 
 
-def test_the_readme_python_example_runs(threaded: ThreadedServer, tmp_path: Path) -> None:
+def test_the_readme_python_example_runs(served: Served, tmp_path: Path) -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     blocks = readme.split("```python\n")[1:]
     [example] = [b.split("```", 1)[0] for b in blocks if "from atelier.client import" in b]
-    env = {**os.environ, "ATELIER_URL": threaded.url, "ATELIER_API_KEY": ""}
+    env = {**os.environ, "ATELIER_URL": served.url, "ATELIER_API_KEY": ""}
     ran = subprocess.run(
         [sys.executable, "-c", example],
         cwd=tmp_path,

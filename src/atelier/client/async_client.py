@@ -15,7 +15,7 @@ from httpx_sse import aconnect_sse
 
 from atelier.auth.views import KeyCreated, KeyList, KeyView
 from atelier.client import base
-from atelier.client.errors import WaitTimeout
+from atelier.client.errors import ServerError, WaitTimeout
 from atelier.client.models import Artifact, Event, Job, JobPage
 from atelier.workflows.views import WorkflowDetail, WorkflowList, WorkflowSummary
 
@@ -191,6 +191,10 @@ class AsyncAtelier:
                 reconnect.failed(None)
             except httpx.TransportError as exc:
                 reconnect.failed(exc)
+            except ServerError as exc:
+                if exc.status not in base.GATEWAY_ERRORS:
+                    raise
+                reconnect.failed(exc)  # a proxy whose server is restarting
             await asyncio.sleep(reconnect.backoff())
 
     # -- files ---------------------------------------------------------------------

@@ -169,6 +169,7 @@ def key_path(key_id: str) -> str:
 
 # -- following a job's events, across broken connections ---------------------------
 
+GATEWAY_ERRORS = frozenset({502, 503, 504})  # worth reconnecting the event stream after
 SSE_READ_TIMEOUT = 45.0  # the server pings every 15 s; three missed pings is a dead link
 
 
@@ -218,14 +219,16 @@ class Reconnect:
         self.failures = 0
         return event
 
-    def failed(self, exc: httpx.TransportError | None) -> None:
-        """The stream broke (exc) or ended before the job did (None)."""
+    def failed(self, exc: Exception | None) -> None:
+        """The stream broke or was refused (exc), or ended before the job did (None)."""
         self._remaining()
         self.failures += 1
-        if self.failures > RECONNECT_ATTEMPTS:
-            if exc is not None:
-                raise connection_failed(self.base_url, exc) from exc
-            raise ConnectionFailed(f"the event stream of {self.base_url} keeps ending early")
+        if self.failures <= RECONNECT_ATTEMPTS:
+            return
+        if isinstance(exc, httpx.TransportError):
+            raise connection_failed(self.base_url, exc) from exc
+        reason = str(exc) if exc is not None else "it keeps ending early"
+        raise ConnectionFailed(f"cannot follow the event stream of {self.base_url}: {reason}")
 
     def backoff(self) -> float:
         delay: float = min(0.2 * 2.0 ** (self.failures - 1), 5.0)

@@ -140,7 +140,9 @@ def build_server(connect: Connect) -> MCPServer:
         timeout_seconds; answers the job, still running if the time ran out."""
         async with _calling(connect, ctx) as atelier:
             try:
-                async with asyncio.timeout(timeout_seconds + 5):
+                # The SDK stops at the deadline over a network; in-process (/mcp) the
+                # event stream arrives whole, so this bounds it.
+                async with asyncio.timeout(timeout_seconds + 1):
                     job = await atelier.wait(job_id, timeout=timeout_seconds)
             except WaitTimeout as exc:
                 job = exc.job
