@@ -129,9 +129,7 @@ async def test_ownership_matrix_and_the_public_gallery(
         assert await first_run_event(bob) is None
 
 
-async def first_run_event(
-    client: httpx.AsyncClient, quiet: float = 3.0
-) -> dict[str, Any] | None:
+async def first_run_event(client: httpx.AsyncClient, quiet: float = 3.0) -> dict[str, Any] | None:
     """The first run.* event replayed on /api/v1/events, or None once the replay is over."""
     async with client.stream("GET", "/api/v1/events") as response:
         lines = response.aiter_lines()

@@ -60,8 +60,9 @@ async def test_a_still_of_a_character_records_what_it_sent(client: Any) -> None:
     assert step["status"] == "completed" and step["outputs"][0]["kind"] == "image"
     assert run["outputs"] == step["outputs"] and run["progress"] == 1.0
     made = await job(client, step["job_id"])
-    assert made["workflow"] == "image_edit"
-    assert made["params"]["instruction"] == "anime, aiko, 1girl, hair: silver, in the rain"
+    assert made["workflow"] == "reference_edit"
+    assert made["params"]["prompt"] == "anime, aiko, 1girl, hair: silver, in the rain"
+    assert made["params"]["negative_prompt"] == "blurry"
     assert made["labels"]["project"] == project["id"] and made["labels"]["step"] == "image"
     assert made["labels"]["character"] == character["id"] and made["labels"]["run"] == run["id"]
     studio = made["metadata"]["studio"]
