@@ -14,6 +14,7 @@ SCENARIOS = {
     "progress": "Scenario 6: progress latency from ComfyUI to an SSE client",
     "memory": "Scenario 7: server memory with 100,000 jobs and a 200 MB download",
     "join": "Studio: joining video segments with PyAV, time and peak memory",
+    "segments": "Studio: makespan of a 10-segment video on 1 vs 4 backends",
 }
 
 
