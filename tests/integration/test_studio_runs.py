@@ -199,3 +199,13 @@ async def test_cancel_leaves_no_job_of_the_run_queued_or_running(
             queue = (await comfy.get(f"{slow_fake.url}/queue")).json()
         assert queue == {"queue_running": [], "queue_pending": []}
         problem(await client.post(f"/api/v1/runs/{run['id']}/approve"), 409, "run-state-conflict")
+
+
+async def test_a_job_is_found_by_the_prompt_id_of_its_attempt(client: Any) -> None:
+    run = await start_run(client, "still", prompt="a fox", review="none", **SMALL)
+    run = await run_reaches(client, run["id"], "completed")
+    made = await job(client, run["steps"][0]["job_id"])
+    prompt_id = made["attempts"][0]["prompt_id"]
+    assert prompt_id != made["id"]
+    assert (await job(client, prompt_id))["id"] == made["id"]
+    problem(await client.get("/api/v1/jobs/no-such-prompt"), 404, "job-not-found")
