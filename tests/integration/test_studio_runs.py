@@ -106,7 +106,7 @@ async def test_a_failing_gate_rerolls_then_holds_for_review_and_approve_resumes(
     client: Any,
 ) -> None:
     project = await make_project(client)
-    await make_character(client, project["id"])
+    reference = (await make_character(client, project["id"]))["references"][0]["artifact_id"]
     # Threshold 1.0: consistency is never perfect for an edited picture, so the gate
     # fails every time: one reroll (a new seed), then a person decides.
     run = await start_run(
@@ -145,6 +145,10 @@ async def test_a_failing_gate_rerolls_then_holds_for_review_and_approve_resumes(
     gate = {s["name"]: s for s in run["steps"]}["sheet_gate"]
     assert gate["scores"][-1]["review"] == "approved" and gate["scores"][-1]["comment"] == "ok"
     assert len(run["outputs"]) == 2  # the two poses
+    # The approved sheet is now the character's reference, after the one it had.
+    aiko = (await client.get(f"/api/v1/projects/{project['id']}/characters/Aiko")).json()
+    assert len(aiko["references"]) == 3
+    assert aiko["references"][0]["artifact_id"] == reference
 
 
 async def test_reject_fails_the_run_and_retry_rerolls_the_rejected_step(client: Any) -> None:

@@ -25,17 +25,20 @@ from typing import Any
 from atelier import events
 from atelier.db.database import Database
 from atelier.db.studio import OutputRepository, RunRepository
-from atelier.db.studio_tables import RunRow, StepRow, StudioOutputRow
+from atelier.db.studio_tables import CharacterRow, RunRow, StepRow, StudioOutputRow
 from atelier.db.tables import ArtifactRow, JobRow, utcnow
 from atelier.db.unit import UnitOfWork
 from atelier.errors import AtelierError, CapabilityMissing, JobStateConflict, ValidationFailed
 from atelier.events import EventBus
 from atelier.jobs.service import JobsService
 from atelier.jobs.views import JobCreate
+from atelier.media.inputs import copy_for_job
 from atelier.production.gates import GateKeeper
 from atelier.production.media_steps import MediaSteps
 
 log = logging.getLogger("atelier.studio")
+
+MAX_REFERENCES = 8  # as many as a character keeps (production/projects.py)
 
 ACTIVE = {"submitting", "running"}
 STOPPED = {"failed", "cancelled", "rejected"}
@@ -458,10 +461,35 @@ class RunEngine:
             tries=step.tries + 1,
             finished_at=utcnow() if status == "completed" else None,
         )
+        if changed and status == "completed":
+            await self.adopt_references(step, by_name)
         if changed:
             step.tries += 1
             step.scores = history
             outcome.step(step, status, scores=[v.as_dict(step.tries) for v in verdicts])
+
+    async def adopt_references(self, gate: StepRow, by_name: dict[str, StepRow]) -> None:
+        """A passed (or approved) character sheet becomes the character's reference: its
+        poses are added after the references it had (the first stays first)."""
+        character_id = gate.spec.get("adopt_references")
+        if not character_id:
+            return
+        outputs = [a for target in gate.spec["targets"] for a in by_name[target].outputs]
+        async with self.jobs.ledger.unit() as unit:
+            character = await unit.session.get(CharacterRow, character_id)
+            if character is None:
+                return
+            kept = list(character.references)
+            for artifact_id in outputs:
+                source = await unit.artifacts.get(artifact_id)
+                if source is None or len(kept) >= MAX_REFERENCES:
+                    continue
+                copy = copy_for_job(source, "", source.owner)
+                copy.job_id = None  # the character's own copy: deleting the job keeps it
+                await unit.artifacts.add(copy)
+                kept.append(copy.id)
+            character.references = kept
+            character.updated_at = utcnow()
 
     async def _reroll(self, step: StepRow, outcome: Outcome, *, reseed: bool = True) -> None:
         spec = reseeded(step.spec) if reseed else step.spec

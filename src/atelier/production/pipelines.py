@@ -373,6 +373,9 @@ def _sheet(ctx: Context, plans: list[StepPlan]) -> list[str]:
         plans.append(ctx.still(name, params.prompt, index, group="pose", pose=pose))
         names.append(name)
     gate = _add(plans, ctx.gate("sheet_gate", names, ["technical", "consistency"]))
+    if gate is not None and ctx.character is not None:
+        # Once passed or approved, the sheet becomes the character's reference.
+        plans[-1].spec["adopt_references"] = ctx.character.id
     return [gate] if gate else names
 
 

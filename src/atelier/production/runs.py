@@ -286,6 +286,7 @@ class RunsService:
         base_url: str,
     ) -> RunView:
         await self.row(run_id, owner=owner)
+        decided: list[str] = []
 
         async def change() -> None:
             async with self.engine.jobs.ledger.unit() as unit:
@@ -302,6 +303,7 @@ class RunsService:
                         else f"run {run_id} has no gate awaiting review"
                     )
                 decision = "approved" if approve else "rejected"
+                decided.extend(gate.name for gate in waiting)
                 for gate in waiting:
                     scores = [
                         *gate.scores,
@@ -324,7 +326,17 @@ class RunsService:
                     )
                 await runs.set(run_id, status="running")
 
-        await self.engine.act(run_id, change)
+        async def approve_and_adopt() -> None:
+            await change()
+            if not approve:
+                return
+            async with self.database.transaction() as session:
+                steps = await RunRepository(session).steps(run_id)
+            by_name = {s.name: s for s in steps}
+            for name in decided:
+                await self.engine.adopt_references(by_name[name], by_name)
+
+        await self.engine.act(run_id, approve_and_adopt)
         return await self.get(run_id, owner=owner, base_url=base_url)
 
     async def rerender(
