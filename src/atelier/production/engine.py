@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,6 @@ from atelier.db.database import Database
 from atelier.db.studio import OutputRepository, RunRepository
 from atelier.db.studio_tables import CharacterRow, RunRow, StepRow, StudioOutputRow
 from atelier.db.tables import ArtifactRow, JobRow, utcnow
-from atelier.db.unit import UnitOfWork
 from atelier.errors import AtelierError, CapabilityMissing, JobStateConflict, ValidationFailed
 from atelier.events import EventBus
 from atelier.jobs.service import JobsService
@@ -35,14 +33,21 @@ from atelier.jobs.views import JobCreate
 from atelier.media.inputs import copy_for_job
 from atelier.production.gates import GateKeeper
 from atelier.production.media_steps import MediaSteps
+from atelier.production.run_state import (
+    ACTIVE,
+    RUN_TERMINAL,
+    STOPPED,
+    emit_status,
+    errors_of,
+    reseeded,
+    run_progress,
+    unrunnable,
+)
 
 log = logging.getLogger("atelier.studio")
 
 MAX_REFERENCES = 8  # as many as a character keeps (production/projects.py)
 
-ACTIVE = {"submitting", "running"}
-STOPPED = {"failed", "cancelled", "rejected"}
-RUN_TERMINAL = {"completed", "failed", "cancelled"}
 JOB_ENDS = {events.COMPLETED, events.FAILED, events.CANCELLED}
 STEP_LABEL = "studio_step"
 
@@ -80,6 +85,7 @@ class RunEngine:
         self._again: set[str] = set()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._job_runs: dict[str, str] = {}
+        self._active: set[str] = set()  # runs not yet finished, as last seen
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -99,6 +105,7 @@ class RunEngine:
         await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
 
     def wake(self, run_id: str) -> None:
+        self._active.add(run_id)
         self._dirty.add(run_id)
         self._wakeup.set()
 
@@ -115,7 +122,7 @@ class RunEngine:
                 if event.type not in JOB_ENDS:
                     continue
                 run_id = self._job_runs.get(event.job_id)
-                if run_id is None:
+                if run_id is None and self._active:  # no active run: not one of ours
                     async with self.database.transaction() as session:
                         run_id = await RunRepository(session).run_of_job(event.job_id)
                 if run_id is not None:
@@ -128,7 +135,8 @@ class RunEngine:
             except TimeoutError:
                 try:
                     async with self.database.transaction() as session:
-                        self._dirty.update(await RunRepository(session).active_ids())
+                        self._active = set(await RunRepository(session).active_ids())
+                    self._dirty.update(self._active)
                 except Exception:  # the database may be restarting: try next round
                     log.exception("studio resync failed")
             self._wakeup.clear()
@@ -142,7 +150,8 @@ class RunEngine:
     async def resume(self) -> None:
         """Advance every active run soon (at start: runs resume where they were)."""
         async with self.database.transaction() as session:
-            self._dirty.update(await RunRepository(session).active_ids())
+            self._active = set(await RunRepository(session).active_ids())
+        self._dirty.update(self._active)
         self._wakeup.set()
 
     async def resync_now(self) -> None:
@@ -364,14 +373,14 @@ class RunEngine:
                 break
             except (CapabilityMissing, ValidationFailed) as exc:
                 error = exc
-                if not _unrunnable(exc):
+                if not unrunnable(exc):
                     break
             except AtelierError as exc:
                 error = exc
                 break
         if job is None:
             assert error is not None
-            failure = {"type": error.slug, "message": error.detail, **_errors(error)}
+            failure = {"type": error.slug, "message": error.detail, **errors_of(error)}
             await self._set(
                 step, ["submitting"], status="failed", error=failure, finished_at=utcnow()
             )
@@ -543,6 +552,9 @@ class RunEngine:
             status = "failed"
         else:
             status = "running"
+        if status in RUN_TERMINAL:
+            self._active.discard(run.id)
+            self._job_runs = {j: r for j, r in self._job_runs.items() if r != run.id}
         progress = run_progress(steps, jobs)
         error = None
         if status == "failed":
@@ -577,56 +589,3 @@ class RunEngine:
         async with self.lock(run_id):
             await change()
         self.wake(run_id)
-
-
-async def emit_status(
-    unit: UnitOfWork, run_id: str, status: str, progress: float, steps: list[StepRow]
-) -> None:
-    counts: dict[str, int] = {}
-    for step in steps:
-        counts[step.status] = counts.get(step.status, 0) + 1
-    segments = [s for s in steps if s.group == "segment"]
-    data: dict[str, Any] = {"status": status, "progress": round(progress, 4), "steps": counts}
-    if segments:
-        data["segments"] = {
-            "total": len(segments),
-            "completed": sum(s.status == "completed" for s in segments),
-            "failed": sum(s.status in STOPPED for s in segments),
-            "processing": sum(s.status in ACTIVE for s in segments),
-        }
-    await unit.emit(run_id, "run.status", data)
-
-
-def run_progress(steps: list[StepRow], jobs: dict[str, JobRow]) -> float:
-    if not steps:
-        return 1.0
-    done = 0.0
-    for step in steps:
-        if step.status == "completed":
-            done += 1
-        elif step.status == "running" and step.job_id in jobs:
-            done += float(jobs[step.job_id].progress or 0.0)
-    return min(1.0, done / len(steps))
-
-
-def reseeded(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with a new seed for the workflow and its fallback."""
-    seed = random.randrange(2**32)
-    spec = {**spec, "params": {**spec["params"], "seed": seed}}
-    if spec.get("fallback"):
-        fallback = spec["fallback"]
-        spec["fallback"] = {**fallback, "params": {**fallback["params"], "seed": seed}}
-    return spec
-
-
-def _unrunnable(exc: AtelierError) -> bool:
-    """Whether a fallback may help: no backend can run it, or no such workflow here."""
-    if isinstance(exc, CapabilityMissing):
-        return True
-    errors = exc.extra.get("errors") or []
-    return any(e.get("field") == "workflow" for e in errors)
-
-
-def _errors(exc: AtelierError) -> dict[str, Any]:
-    errors = exc.extra.get("errors")
-    return {"errors": errors} if errors else {}

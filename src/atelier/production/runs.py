@@ -25,10 +25,11 @@ from atelier.errors import (
 )
 from atelier.jobs.service import artifact_view
 from atelier.jobs.views import ArtifactView
-from atelier.production.engine import ACTIVE, RUN_TERMINAL, STOPPED, RunEngine, emit_status
+from atelier.production.engine import RunEngine
 from atelier.production.pipelines import PIPELINES, Context, PipelineParams
 from atelier.production.presets import MAX_SEGMENT_SECONDS
 from atelier.production.projects import decode_cursor, encode_cursor
+from atelier.production.run_state import ACTIVE, RUN_TERMINAL, STOPPED, emit_status, reseeded
 from atelier.production.run_views import (
     GenerateRequest,
     PipelineList,
@@ -369,8 +370,6 @@ class RunsService:
         return await self.get(run_id, owner=owner, base_url=base_url)
 
     async def _reset(self, runs: RunRepository, step: StepRow, *, reseed: bool) -> None:
-        from atelier.production.engine import reseeded
-
         spec = reseeded(step.spec) if reseed and step.kind == "job" else step.spec
         await runs.set_step(
             step.id, status="pending", spec=spec, outputs=[], error=None, finished_at=None
