@@ -98,11 +98,20 @@ class RunEngine:
             asyncio.create_task(self._loop(), name="studio-engine"),
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop waking runs, let advances in flight finish (a join, a submit) for up to
+        ``grace`` seconds, then cancel what is left. Nothing is lost either way: the
+        next start resumes every run from its tables."""
         self._stopping = True
-        for task in [*self._tasks, *self._running.values()]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        running = list(self._running.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def wake(self, run_id: str) -> None:
         self._active.add(run_id)
@@ -123,10 +132,18 @@ class RunEngine:
                     continue
                 run_id = self._job_runs.get(event.job_id)
                 if run_id is None and self._active:  # no active run: not one of ours
-                    async with self.database.transaction() as session:
-                        run_id = await RunRepository(session).run_of_job(event.job_id)
+                    # Shielded: a stop never cuts a transaction in half.
+                    run_id = await asyncio.shield(self._run_of_job(event.job_id))
                 if run_id is not None:
                     self.wake(run_id)
+
+    async def _run_of_job(self, job_id: str) -> str | None:
+        async with self.database.transaction() as session:
+            return await RunRepository(session).run_of_job(job_id)
+
+    async def _active_ids(self) -> list[str]:
+        async with self.database.transaction() as session:
+            return await RunRepository(session).active_ids()
 
     async def _loop(self) -> None:
         while True:
@@ -134,14 +151,15 @@ class RunEngine:
                 await asyncio.wait_for(self._wakeup.wait(), self.resync_interval)
             except TimeoutError:
                 try:
-                    async with self.database.transaction() as session:
-                        self._active = set(await RunRepository(session).active_ids())
+                    self._active = set(await asyncio.shield(self._active_ids()))
                     self._dirty.update(self._active)
                 except Exception:  # the database may be restarting: try next round
                     log.exception("studio resync failed")
             self._wakeup.clear()
             dirty, self._dirty = self._dirty, set()
             for run_id in dirty:
+                if self._stopping:
+                    break
                 if run_id in self._running:
                     self._again.add(run_id)
                 else:
@@ -171,7 +189,7 @@ class RunEngine:
                     raise
                 except Exception:
                     log.exception("advancing run %s failed; the resync tries again", run_id)
-                if run_id not in self._again:
+                if run_id not in self._again or self._stopping:
                     return
         finally:
             self._running.pop(run_id, None)
