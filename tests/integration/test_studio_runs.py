@@ -3,11 +3,13 @@ review, cancel and retry."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from atelier.testing import ThreadedFakeComfyUI
 from tests.helpers import eventually, job
@@ -213,3 +215,33 @@ async def test_a_job_is_found_by_the_prompt_id_of_its_attempt(client: Any) -> No
     assert prompt_id != made["id"]
     assert (await job(client, prompt_id))["id"] == made["id"]
     problem(await client.get("/api/v1/jobs/no-such-prompt"), 404, "job-not-found")
+
+
+async def test_run_events_over_websocket(
+    server_factory: Any, tmp_path: Path, models_fake: Any
+) -> None:
+    server = await server_factory(
+        f"sqlite+aiosqlite:///{tmp_path / 'w.db'}", [f"m={models_fake.url}"]
+    )
+    async with server.client() as client:
+        run = await start_run(client, "still", prompt="a fox", review="none", **SMALL)
+    base = server.url.replace("http://", "ws://")
+    events = []
+    async with websockets.connect(f"{base}/api/v1/runs/{run['id']}/ws") as socket:
+        async for raw in socket:
+            events.append(json.loads(raw))
+    assert events[-1]["type"] == "run.status" and events[-1]["data"]["status"] == "completed"
+    assert [e["data"]["status"] for e in events if e["type"] == "run.step"] == [
+        "running",
+        "completed",
+    ]
+    assert all(e["job_id"] == run["id"] for e in events)
+    try:  # refused before the handshake completes (403), or closed with 4404
+        async with websockets.connect(f"{base}/api/v1/runs/nope/ws") as socket:
+            await socket.recv()
+    except websockets.InvalidStatus as exc:
+        assert exc.response.status_code == 403
+    except websockets.ConnectionClosed as exc:
+        assert exc.rcvd is not None and exc.rcvd.code == 4404
+    else:
+        raise AssertionError("the socket should have been refused")
