@@ -16,6 +16,7 @@ SCENARIOS = {
     "hostile": "Hostile input across the API: 4xx problems only, latency, peak RSS",
     "chaos": "Scenario 8: kills, dropped sockets, 500s, a database restart; every job counted",
     "join": "Studio: joining video segments with PyAV, time and peak memory",
+    "segments": "Studio: makespan of a 10-segment video on 1 vs 4 backends",
 }
 
 

@@ -35,7 +35,7 @@ from atelier.testing import ThreadedFakeComfyUI
 from tests.conftest import FAST, free_port
 
 EXAMPLES = int(os.environ.get("ATELIER_FUZZ_EXAMPLES", "25"))
-STREAMS = ["job_events", "all_events"]
+STREAMS = ["job_events", "all_events", "run_events"]
 
 
 @pytest.fixture(scope="module")

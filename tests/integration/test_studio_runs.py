@@ -3,11 +3,13 @@ review, cancel and retry."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from atelier.testing import ThreadedFakeComfyUI
 from tests.helpers import eventually, job
@@ -60,8 +62,9 @@ async def test_a_still_of_a_character_records_what_it_sent(client: Any) -> None:
     assert step["status"] == "completed" and step["outputs"][0]["kind"] == "image"
     assert run["outputs"] == step["outputs"] and run["progress"] == 1.0
     made = await job(client, step["job_id"])
-    assert made["workflow"] == "image_edit"
-    assert made["params"]["instruction"] == "anime, aiko, 1girl, hair: silver, in the rain"
+    assert made["workflow"] == "reference_edit"
+    assert made["params"]["prompt"] == "anime, aiko, 1girl, hair: silver, in the rain"
+    assert made["params"]["negative_prompt"] == "blurry"
     assert made["labels"]["project"] == project["id"] and made["labels"]["step"] == "image"
     assert made["labels"]["character"] == character["id"] and made["labels"]["run"] == run["id"]
     studio = made["metadata"]["studio"]
@@ -105,7 +108,7 @@ async def test_a_failing_gate_rerolls_then_holds_for_review_and_approve_resumes(
     client: Any,
 ) -> None:
     project = await make_project(client)
-    await make_character(client, project["id"])
+    reference = (await make_character(client, project["id"]))["references"][0]["artifact_id"]
     # Threshold 1.0: consistency is never perfect for an edited picture, so the gate
     # fails every time: one reroll (a new seed), then a person decides.
     run = await start_run(
@@ -144,6 +147,10 @@ async def test_a_failing_gate_rerolls_then_holds_for_review_and_approve_resumes(
     gate = {s["name"]: s for s in run["steps"]}["sheet_gate"]
     assert gate["scores"][-1]["review"] == "approved" and gate["scores"][-1]["comment"] == "ok"
     assert len(run["outputs"]) == 2  # the two poses
+    # The approved sheet is now the character's reference, after the one it had.
+    aiko = (await client.get(f"/api/v1/projects/{project['id']}/characters/Aiko")).json()
+    assert len(aiko["references"]) == 3
+    assert aiko["references"][0]["artifact_id"] == reference
 
 
 async def test_reject_fails_the_run_and_retry_rerolls_the_rejected_step(client: Any) -> None:
@@ -198,3 +205,43 @@ async def test_cancel_leaves_no_job_of_the_run_queued_or_running(
             queue = (await comfy.get(f"{slow_fake.url}/queue")).json()
         assert queue == {"queue_running": [], "queue_pending": []}
         problem(await client.post(f"/api/v1/runs/{run['id']}/approve"), 409, "run-state-conflict")
+
+
+async def test_a_job_is_found_by_the_prompt_id_of_its_attempt(client: Any) -> None:
+    run = await start_run(client, "still", prompt="a fox", review="none", **SMALL)
+    run = await run_reaches(client, run["id"], "completed")
+    made = await job(client, run["steps"][0]["job_id"])
+    prompt_id = made["attempts"][0]["prompt_id"]
+    assert prompt_id != made["id"]
+    assert (await job(client, prompt_id))["id"] == made["id"]
+    problem(await client.get("/api/v1/jobs/no-such-prompt"), 404, "job-not-found")
+
+
+async def test_run_events_over_websocket(
+    server_factory: Any, tmp_path: Path, models_fake: Any
+) -> None:
+    server = await server_factory(
+        f"sqlite+aiosqlite:///{tmp_path / 'w.db'}", [f"m={models_fake.url}"]
+    )
+    async with server.client() as client:
+        run = await start_run(client, "still", prompt="a fox", review="none", **SMALL)
+    base = server.url.replace("http://", "ws://")
+    events = []
+    async with websockets.connect(f"{base}/api/v1/runs/{run['id']}/ws") as socket:
+        async for raw in socket:
+            events.append(json.loads(raw))
+    assert events[-1]["type"] == "run.status" and events[-1]["data"]["status"] == "completed"
+    assert [e["data"]["status"] for e in events if e["type"] == "run.step"] == [
+        "running",
+        "completed",
+    ]
+    assert all(e["job_id"] == run["id"] for e in events)
+    try:  # refused before the handshake completes (403), or closed with 4404
+        async with websockets.connect(f"{base}/api/v1/runs/nope/ws") as socket:
+            await socket.recv()
+    except websockets.InvalidStatus as exc:
+        assert exc.response.status_code == 403
+    except websockets.ConnectionClosed as exc:
+        assert exc.rcvd is not None and exc.rcvd.code == 4404
+    else:
+        raise AssertionError("the socket should have been refused")

@@ -110,6 +110,17 @@ class JobRepository:
             query = query.where(JobRow.owner == owner)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def by_prompt_id(self, prompt_id: str, *, owner: str | None = None) -> JobRow | None:
+        """The job one of whose attempts had this ComfyUI prompt id."""
+        query = (
+            select(JobRow)
+            .join(AttemptRow, AttemptRow.job_id == JobRow.id)
+            .where(AttemptRow.id == prompt_id)
+        )
+        if owner is not None:
+            query = query.where(JobRow.owner == owner)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def find(
         self,
         *,

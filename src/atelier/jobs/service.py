@@ -121,8 +121,11 @@ class JobsService:
         return view
 
     async def get(self, job_id: str, *, owner: str | None, base_url: str) -> JobView:
+        """A job by its id, or by the ComfyUI prompt id of any of its attempts."""
         async with self.ledger.unit() as unit:
             job = await unit.jobs.get(job_id, owner=owner)
+            if job is None:
+                job = await unit.jobs.by_prompt_id(job_id, owner=owner)
             if job is None:
                 raise JobNotFound(f"no job {job_id!r}")
             return await self._view(unit, job, base_url)

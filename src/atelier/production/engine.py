@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,21 +24,30 @@ from typing import Any
 from atelier import events
 from atelier.db.database import Database
 from atelier.db.studio import OutputRepository, RunRepository
-from atelier.db.studio_tables import RunRow, StepRow, StudioOutputRow
+from atelier.db.studio_tables import CharacterRow, RunRow, StepRow, StudioOutputRow
 from atelier.db.tables import ArtifactRow, JobRow, utcnow
-from atelier.db.unit import UnitOfWork
 from atelier.errors import AtelierError, CapabilityMissing, JobStateConflict, ValidationFailed
 from atelier.events import EventBus
 from atelier.jobs.service import JobsService
 from atelier.jobs.views import JobCreate
+from atelier.media.inputs import copy_for_job
 from atelier.production.gates import GateKeeper
 from atelier.production.media_steps import MediaSteps
+from atelier.production.run_state import (
+    ACTIVE,
+    RUN_TERMINAL,
+    STOPPED,
+    emit_status,
+    errors_of,
+    reseeded,
+    run_progress,
+    unrunnable,
+)
 
 log = logging.getLogger("atelier.studio")
 
-ACTIVE = {"submitting", "running"}
-STOPPED = {"failed", "cancelled", "rejected"}
-RUN_TERMINAL = {"completed", "failed", "cancelled"}
+MAX_REFERENCES = 8  # as many as a character keeps (production/projects.py)
+
 JOB_ENDS = {events.COMPLETED, events.FAILED, events.CANCELLED}
 STEP_LABEL = "studio_step"
 
@@ -77,6 +85,7 @@ class RunEngine:
         self._again: set[str] = set()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._job_runs: dict[str, str] = {}
+        self._active: set[str] = set()  # runs not yet finished, as last seen
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -89,13 +98,23 @@ class RunEngine:
             asyncio.create_task(self._loop(), name="studio-engine"),
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop waking runs, let advances in flight finish (a join, a submit) for up to
+        ``grace`` seconds, then cancel what is left. Nothing is lost either way: the
+        next start resumes every run from its tables."""
         self._stopping = True
-        for task in [*self._tasks, *self._running.values()]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        running = list(self._running.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def wake(self, run_id: str) -> None:
+        self._active.add(run_id)
         self._dirty.add(run_id)
         self._wakeup.set()
 
@@ -112,11 +131,19 @@ class RunEngine:
                 if event.type not in JOB_ENDS:
                     continue
                 run_id = self._job_runs.get(event.job_id)
-                if run_id is None:
-                    async with self.database.transaction() as session:
-                        run_id = await RunRepository(session).run_of_job(event.job_id)
+                if run_id is None and self._active:  # no active run: not one of ours
+                    # Shielded: a stop never cuts a transaction in half.
+                    run_id = await asyncio.shield(self._run_of_job(event.job_id))
                 if run_id is not None:
                     self.wake(run_id)
+
+    async def _run_of_job(self, job_id: str) -> str | None:
+        async with self.database.transaction() as session:
+            return await RunRepository(session).run_of_job(job_id)
+
+    async def _active_ids(self) -> list[str]:
+        async with self.database.transaction() as session:
+            return await RunRepository(session).active_ids()
 
     async def _loop(self) -> None:
         while True:
@@ -124,13 +151,15 @@ class RunEngine:
                 await asyncio.wait_for(self._wakeup.wait(), self.resync_interval)
             except TimeoutError:
                 try:
-                    async with self.database.transaction() as session:
-                        self._dirty.update(await RunRepository(session).active_ids())
+                    self._active = set(await asyncio.shield(self._active_ids()))
+                    self._dirty.update(self._active)
                 except Exception:  # the database may be restarting: try next round
                     log.exception("studio resync failed")
             self._wakeup.clear()
             dirty, self._dirty = self._dirty, set()
             for run_id in dirty:
+                if self._stopping:
+                    break
                 if run_id in self._running:
                     self._again.add(run_id)
                 else:
@@ -139,7 +168,8 @@ class RunEngine:
     async def resume(self) -> None:
         """Advance every active run soon (at start: runs resume where they were)."""
         async with self.database.transaction() as session:
-            self._dirty.update(await RunRepository(session).active_ids())
+            self._active = set(await RunRepository(session).active_ids())
+        self._dirty.update(self._active)
         self._wakeup.set()
 
     async def resync_now(self) -> None:
@@ -159,7 +189,7 @@ class RunEngine:
                     raise
                 except Exception:
                     log.exception("advancing run %s failed; the resync tries again", run_id)
-                if run_id not in self._again:
+                if run_id not in self._again or self._stopping:
                     return
         finally:
             self._running.pop(run_id, None)
@@ -361,14 +391,14 @@ class RunEngine:
                 break
             except (CapabilityMissing, ValidationFailed) as exc:
                 error = exc
-                if not _unrunnable(exc):
+                if not unrunnable(exc):
                     break
             except AtelierError as exc:
                 error = exc
                 break
         if job is None:
             assert error is not None
-            failure = {"type": error.slug, "message": error.detail, **_errors(error)}
+            failure = {"type": error.slug, "message": error.detail, **errors_of(error)}
             await self._set(
                 step, ["submitting"], status="failed", error=failure, finished_at=utcnow()
             )
@@ -458,10 +488,35 @@ class RunEngine:
             tries=step.tries + 1,
             finished_at=utcnow() if status == "completed" else None,
         )
+        if changed and status == "completed":
+            await self.adopt_references(step, by_name)
         if changed:
             step.tries += 1
             step.scores = history
             outcome.step(step, status, scores=[v.as_dict(step.tries) for v in verdicts])
+
+    async def adopt_references(self, gate: StepRow, by_name: dict[str, StepRow]) -> None:
+        """A passed (or approved) character sheet becomes the character's reference: its
+        poses are added after the references it had (the first stays first)."""
+        character_id = gate.spec.get("adopt_references")
+        if not character_id:
+            return
+        outputs = [a for target in gate.spec["targets"] for a in by_name[target].outputs]
+        async with self.jobs.ledger.unit() as unit:
+            character = await unit.session.get(CharacterRow, character_id)
+            if character is None:
+                return
+            kept = list(character.references)
+            for artifact_id in outputs:
+                source = await unit.artifacts.get(artifact_id)
+                if source is None or len(kept) >= MAX_REFERENCES:
+                    continue
+                copy = copy_for_job(source, "", source.owner)
+                copy.job_id = None  # the character's own copy: deleting the job keeps it
+                await unit.artifacts.add(copy)
+                kept.append(copy.id)
+            character.references = kept
+            character.updated_at = utcnow()
 
     async def _reroll(self, step: StepRow, outcome: Outcome, *, reseed: bool = True) -> None:
         spec = reseeded(step.spec) if reseed else step.spec
@@ -515,6 +570,9 @@ class RunEngine:
             status = "failed"
         else:
             status = "running"
+        if status in RUN_TERMINAL:
+            self._active.discard(run.id)
+            self._job_runs = {j: r for j, r in self._job_runs.items() if r != run.id}
         progress = run_progress(steps, jobs)
         error = None
         if status == "failed":
@@ -549,56 +607,3 @@ class RunEngine:
         async with self.lock(run_id):
             await change()
         self.wake(run_id)
-
-
-async def emit_status(
-    unit: UnitOfWork, run_id: str, status: str, progress: float, steps: list[StepRow]
-) -> None:
-    counts: dict[str, int] = {}
-    for step in steps:
-        counts[step.status] = counts.get(step.status, 0) + 1
-    segments = [s for s in steps if s.group == "segment"]
-    data: dict[str, Any] = {"status": status, "progress": round(progress, 4), "steps": counts}
-    if segments:
-        data["segments"] = {
-            "total": len(segments),
-            "completed": sum(s.status == "completed" for s in segments),
-            "failed": sum(s.status in STOPPED for s in segments),
-            "processing": sum(s.status in ACTIVE for s in segments),
-        }
-    await unit.emit(run_id, "run.status", data)
-
-
-def run_progress(steps: list[StepRow], jobs: dict[str, JobRow]) -> float:
-    if not steps:
-        return 1.0
-    done = 0.0
-    for step in steps:
-        if step.status == "completed":
-            done += 1
-        elif step.status == "running" and step.job_id in jobs:
-            done += float(jobs[step.job_id].progress or 0.0)
-    return min(1.0, done / len(steps))
-
-
-def reseeded(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with a new seed for the workflow and its fallback."""
-    seed = random.randrange(2**32)
-    spec = {**spec, "params": {**spec["params"], "seed": seed}}
-    if spec.get("fallback"):
-        fallback = spec["fallback"]
-        spec["fallback"] = {**fallback, "params": {**fallback["params"], "seed": seed}}
-    return spec
-
-
-def _unrunnable(exc: AtelierError) -> bool:
-    """Whether a fallback may help: no backend can run it, or no such workflow here."""
-    if isinstance(exc, CapabilityMissing):
-        return True
-    errors = exc.extra.get("errors") or []
-    return any(e.get("field") == "workflow" for e in errors)
-
-
-def _errors(exc: AtelierError) -> dict[str, Any]:
-    errors = exc.extra.get("errors")
-    return {"errors": errors} if errors else {}

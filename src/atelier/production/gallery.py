@@ -144,6 +144,8 @@ class GalleryService:
             grouped: dict[str, list[ModelFile]] = {}
             for entry in files:
                 folder, _, name = entry.partition("/")
+                if "." in folder:  # "Class.input" of an unknown loader: listed by folder
+                    continue
                 grouped.setdefault(folder, []).append(
                     ModelFile(name=name, size=_size(root, folder, name))
                 )

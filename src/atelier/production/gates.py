@@ -21,7 +21,7 @@ from atelier.errors import AtelierError
 from atelier.media import scoring
 
 TECHNICAL_THRESHOLD = 1.0  # every check
-SEAM_THRESHOLD = 1.0  # no seam above the largest change inside a segment
+SEAM_THRESHOLD = 0.9  # as atelier.media.scoring advises: 10 % for codec noise
 
 
 @dataclass

@@ -225,14 +225,19 @@ class Context:
         if reference is None:
             params = {**sd15, "width": self.values["width"], "height": self.values["height"]}
             return self.job(name, "txt2img_sd15", params, composed, group=group)
+        # Qwen image edit with the reference (ComfyUI core nodes); SD 1.5 img2img from
+        # the reference where no backend has the Qwen models.
         edit = {
-            "image": reference,
-            "instruction": composed.prompt,
+            "reference": reference,
+            "prompt": composed.prompt,
+            "negative_prompt": composed.negative_prompt,
+            "width": max(256, self.values["width"]),
+            "height": max(256, self.values["height"]),
             "seed": seed,
             "steps": self.values["steps"],
         }
         fallback = {"workflow": "img2img", "params": {**sd15, "image": reference, "denoise": 0.6}}
-        return self.job(name, "image_edit", edit, composed, fallback=fallback, group=group)
+        return self.job(name, "reference_edit", edit, composed, fallback=fallback, group=group)
 
     def video_between(
         self,
@@ -249,6 +254,8 @@ class Context:
         composed = self.compose(shot)
         params = {
             "prompt": composed.prompt,
+            "negative_prompt": composed.negative_prompt,
+            "steps": self.values["steps"],
             "frames": frames,
             "fps": self.values["fps"],
             "width": self.values["width"],
@@ -278,6 +285,8 @@ class Context:
         motion = SCENE_TYPES[self.params.scene_type]["motion"] if self.params.scene_type else 127
         params = {
             "prompt": composed.prompt,
+            "negative_prompt": composed.negative_prompt,
+            "steps": self.values["steps"],
             "frames": frames,
             "fps": self.values["fps"],
             "width": self.values["width"],
@@ -302,7 +311,13 @@ class Context:
         )
 
     def gate(
-        self, name: str, targets: list[str], scorers: list[str], *, group: str = "gate"
+        self,
+        name: str,
+        targets: list[str],
+        scorers: list[str],
+        *,
+        group: str = "gate",
+        frames: int | None = None,
     ) -> StepPlan | None:
         """Scores the targets' outputs; rerolls the ones below the threshold."""
         if self.params.review == "none":
@@ -318,12 +333,19 @@ class Context:
                 "width": self.values["width"],
                 "height": self.values["height"],
                 "fps": self.values["fps"],
+                "frames": frames,
             },
         }
         return StepPlan(name, "gate", spec, list(targets), group)
 
     def frames(self, seconds: float) -> int:
-        return max(2, round(seconds * int(self.values["fps"])))
+        """Frames for ``seconds``, as Wan renders them: 4k+1, the nearest to seconds x fps."""
+        return wan_frames(seconds * int(self.values["fps"]))
+
+
+def wan_frames(wanted: float) -> int:
+    """The 4k+1 frame count (at least 5) nearest to ``wanted``."""
+    return 4 * max(1, round((wanted - 1) / 4)) + 1
 
 
 def _add(plans: list[StepPlan], plan: StepPlan | None) -> str | None:
@@ -351,6 +373,9 @@ def _sheet(ctx: Context, plans: list[StepPlan]) -> list[str]:
         plans.append(ctx.still(name, params.prompt, index, group="pose", pose=pose))
         names.append(name)
     gate = _add(plans, ctx.gate("sheet_gate", names, ["technical", "consistency"]))
+    if gate is not None and ctx.character is not None:
+        # Once passed or approved, the sheet becomes the character's reference.
+        plans[-1].spec["adopt_references"] = ctx.character.id
     return [gate] if gate else names
 
 
@@ -370,11 +395,11 @@ def build_animation_loop(ctx: Context) -> list[StepPlan]:
     plans: list[StepPlan] = []
     start = _keyframe(ctx, plans)
     assert isinstance(ctx.params, VideoParams)
-    frames = ctx.frames(ctx.params.duration) + 1  # the loop's last frame is its first
+    frames = ctx.frames(ctx.params.duration + 1 / int(ctx.values["fps"]))  # last = first
     plans.append(
         ctx.video_between("loop", start, start, ctx.params.prompt, frames, 1, group="loop")
     )
-    _add(plans, ctx.gate("loop_gate", ["loop"], ["technical"]))
+    _add(plans, ctx.gate("loop_gate", ["loop"], ["technical"], frames=frames))
     return plans
 
 
@@ -382,10 +407,9 @@ def build_full_video(ctx: Context) -> list[StepPlan]:
     plans: list[StepPlan] = []
     start = _keyframe(ctx, plans)
     assert isinstance(ctx.params, VideoParams)
-    plans.append(
-        ctx.video_from("shot", start, ctx.params.prompt, ctx.frames(ctx.params.duration), 1)
-    )
-    _add(plans, ctx.gate("shot_gate", ["shot"], ["technical"]))
+    frames = ctx.frames(ctx.params.duration)
+    plans.append(ctx.video_from("shot", start, ctx.params.prompt, frames, 1))
+    _add(plans, ctx.gate("shot_gate", ["shot"], ["technical"], frames=frames))
     return plans
 
 
@@ -396,31 +420,30 @@ def build_three_phase(ctx: Context) -> list[StepPlan]:
     assert isinstance(params, ThreePhaseParams)
     plans: list[StepPlan] = []
     after_sheet = _sheet(ctx, plans)
+    loop_frames = ctx.frames(params.loop_duration + 1 / int(ctx.values["fps"]))  # last = first
     loop = ctx.video_between(
-        "loop",
-        "pose_0",
-        "pose_0",
-        params.prompt,
-        ctx.frames(params.loop_duration) + 1,
-        100,
-        group="loop",
+        "loop", "pose_0", "pose_0", params.prompt, loop_frames, 100, group="loop"
     )
     loop.depends = sorted(set(loop.depends) | set(after_sheet))
     plans.append(loop)
-    loop_gate = _add(plans, ctx.gate("loop_gate", ["loop"], ["technical"]))
-    shot = ctx.video_from("shot", "pose_0", params.prompt, ctx.frames(params.video_duration), 200)
+    loop_gate = _add(plans, ctx.gate("loop_gate", ["loop"], ["technical"], frames=loop_frames))
+    shot_frames = ctx.frames(params.video_duration)
+    shot = ctx.video_from("shot", "pose_0", params.prompt, shot_frames, 200)
     shot.depends = sorted(set(shot.depends) | {loop_gate or "loop"})
     plans.append(shot)
-    _add(plans, ctx.gate("shot_gate", ["shot"], ["technical"]))
+    _add(plans, ctx.gate("shot_gate", ["shot"], ["technical"], frames=shot_frames))
     return plans
 
 
 def segment_frames(total: int, segments: int) -> list[int]:
-    """Frames each segment renders so that the join, which writes each shared seam frame
-    once, has ``total`` frames: the segments' frames add up to total + segments - 1."""
-    rendered = total + segments - 1
-    base, extra = divmod(rendered, segments)
-    return [base + (1 if i < extra else 0) for i in range(segments)]
+    """Frames each segment renders (each 4k+1, as Wan renders) so that the join, which
+    writes each shared seam frame once, has ``total`` (4K+1) frames: the segments' frames
+    add up to total + segments - 1."""
+    units = (total - 1) // 4
+    if units < segments:
+        raise ValueError(f"{total} frames cannot make {segments} segments of 5 or more")
+    base, extra = divmod(units, segments)
+    return [4 * (base + (1 if i < extra else 0)) + 1 for i in range(segments)]
 
 
 def build_long_video(ctx: Context) -> list[StepPlan]:
@@ -432,7 +455,7 @@ def build_long_video(ctx: Context) -> list[StepPlan]:
     else:
         count = params.segments
     total = ctx.frames(params.duration)
-    count = max(1, min(count, total - 1))
+    count = max(1, min(count, (total - 1) // 4))
     shots = params.shots or [params.prompt]
     plans: list[StepPlan] = []
     for index in range(count + 1):

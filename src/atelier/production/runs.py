@@ -25,10 +25,11 @@ from atelier.errors import (
 )
 from atelier.jobs.service import artifact_view
 from atelier.jobs.views import ArtifactView
-from atelier.production.engine import ACTIVE, RUN_TERMINAL, STOPPED, RunEngine, emit_status
+from atelier.production.engine import RunEngine
 from atelier.production.pipelines import PIPELINES, Context, PipelineParams
 from atelier.production.presets import MAX_SEGMENT_SECONDS
 from atelier.production.projects import decode_cursor, encode_cursor
+from atelier.production.run_state import ACTIVE, RUN_TERMINAL, STOPPED, emit_status, reseeded
 from atelier.production.run_views import (
     GenerateRequest,
     PipelineList,
@@ -286,6 +287,7 @@ class RunsService:
         base_url: str,
     ) -> RunView:
         await self.row(run_id, owner=owner)
+        decided: list[str] = []
 
         async def change() -> None:
             async with self.engine.jobs.ledger.unit() as unit:
@@ -302,6 +304,7 @@ class RunsService:
                         else f"run {run_id} has no gate awaiting review"
                     )
                 decision = "approved" if approve else "rejected"
+                decided.extend(gate.name for gate in waiting)
                 for gate in waiting:
                     scores = [
                         *gate.scores,
@@ -324,7 +327,17 @@ class RunsService:
                     )
                 await runs.set(run_id, status="running")
 
-        await self.engine.act(run_id, change)
+        async def approve_and_adopt() -> None:
+            await change()
+            if not approve:
+                return
+            async with self.database.transaction() as session:
+                steps = await RunRepository(session).steps(run_id)
+            by_name = {s.name: s for s in steps}
+            for name in decided:
+                await self.engine.adopt_references(by_name[name], by_name)
+
+        await self.engine.act(run_id, approve_and_adopt)
         return await self.get(run_id, owner=owner, base_url=base_url)
 
     async def rerender(
@@ -357,8 +370,6 @@ class RunsService:
         return await self.get(run_id, owner=owner, base_url=base_url)
 
     async def _reset(self, runs: RunRepository, step: StepRow, *, reseed: bool) -> None:
-        from atelier.production.engine import reseeded
-
         spec = reseeded(step.spec) if reseed and step.kind == "job" else step.spec
         await runs.set_step(
             step.id, status="pending", spec=spec, outputs=[], error=None, finished_at=None
