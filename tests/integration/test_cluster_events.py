@@ -121,3 +121,25 @@ async def test_sse_on_another_replica_and_resume_there(
         return watcher.runtime.bus.horizon() == runner.runtime.bus.horizon() == ids[-1]
 
     await eventually(both_buses_caught_up)
+
+
+async def test_a_bus_started_over_an_open_transaction_waits_for_it(database: Database) -> None:
+    """A replica that starts (or restarts) while a writer holds a lower id must not
+    put its horizon past that id."""
+    async with database.transaction() as session:
+        before = await EventRepository(session).add("job-0", "queued", {})
+    bus = PostgresEventBus(database, grace=30.0, poll_interval=0.2)
+    try:
+        async with database.sessions() as slow, slow.begin():
+            pending = await EventRepository(slow).add("job-1", "progress", {})
+            async with database.transaction() as fast:
+                later = await EventRepository(fast).add("job-2", "progress", {})
+            await bus.start()
+            assert bus.horizon() == before.id
+            async with bus.subscribe() as subscription:
+                await asyncio.sleep(0.3)
+                assert subscription.queue.empty()
+                await slow.commit()
+                assert await next_events(subscription.queue, 2) == [pending.id, later.id]
+    finally:
+        await bus.close()

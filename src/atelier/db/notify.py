@@ -29,18 +29,39 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atelier.db.database import Database
 from atelier.db.repositories import EventRepository
+from atelier.db.tables import EventRow
 from atelier.events import JobEvent, LocalEventBus, Subscription
 
 log = logging.getLogger("atelier.events")
 
 CHANNEL = "atelier_events"
 PAGE = 1000
+START_WINDOW = 200  # newest ids looked at for a gap when the bus starts
 KEEPALIVE = 10.0  # seconds between checks that the LISTEN connection still answers
 GAP_RECHECK = 0.02  # seconds between looks at a missing id while it may still commit
+
+
+def contiguous_floor(ids: list[int]) -> int:
+    """The id just below the first gap of an ascending run (or its last id)."""
+    if not ids:
+        return 0
+    floor = ids[0]
+    for event_id in ids[1:]:
+        if event_id != floor + 1:
+            break
+        floor = event_id
+    return floor
+
+
+async def recent_event_ids(session: AsyncSession, limit: int) -> list[int]:
+    query = select(EventRow.id).order_by(EventRow.id.desc()).limit(limit)
+    return sorted(int(i) for i in (await session.execute(query)).scalars())
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -80,8 +101,11 @@ class PostgresEventBus:
         return self._fanout.subscriber_count
 
     async def start(self) -> None:
+        # Start below the first gap among the newest ids: a transaction that took an id
+        # there may still commit, and the normal gap rule (wait up to ``grace``) decides.
         async with self.database.transaction() as session:
-            self._watermark = await EventRepository(session).last_id()
+            recent = await recent_event_ids(session, START_WINDOW)
+        self._watermark = contiguous_floor(recent)
         self._tasks = [
             asyncio.create_task(self._listen(), name="events-listen"),
             asyncio.create_task(self._follow(), name="events-follow"),
