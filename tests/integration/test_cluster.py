@@ -42,6 +42,13 @@ async def test_workers_run_the_jobs(
             await submit(client, image_graph(color=0x101010 * (i + 1), size=24)) for i in range(6)
         ]
         done = [await job_reaches(client, s["id"], "completed", "failed") for s in submitted]
+        listed = (await client.get("/api/v1/backends")).json()["items"]
+    assert [(b["name"], b["status"], b["slots"]) for b in listed] == [
+        ("gpu-a", "up", 2),
+        ("gpu-b", "up", 2),
+    ]
+    assert all(b["vram_total"] and b["vram_free"] is not None for b in listed)
+    assert {b["loaded_model"] for b in listed} <= {None, "v1-5-pruned-emaonly.safetensors"}
     assert [d["status"] for d in done] == ["completed"] * 6, [d["error"] for d in done]
     assert {d["backend"] for d in done} == {"gpu-a", "gpu-b"}
     assert fake.prompt_count + fake_b.prompt_count == 6

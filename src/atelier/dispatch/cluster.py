@@ -301,6 +301,37 @@ class ClusterDispatcher:
         # the job through the event bus (PostgreSQL NOTIFY); nothing runs here.
         return None
 
+    async def describe_workers(self) -> list[dict[str, Any]]:
+        """Every registered worker as /api/v1/backends shows a backend."""
+        lease = timedelta(seconds=self.settings.worker_lease_timeout)
+        async with self.ledger.unit() as unit:
+            repository = WorkerRepository(unit.session)
+            workers = await repository.all()
+            running = await repository.running_jobs_by_backend()
+        now = utcnow()
+        described = []
+        for worker in sorted(workers, key=lambda w: w.name):
+            device = (worker.system_stats.get("devices") or [{}])[0] or {}
+            alive = not worker.stopped and now - worker.heartbeat_at <= lease
+            jobs = running.get(worker.name, [])
+            described.append(
+                {
+                    "name": worker.name,
+                    "url": worker.url,
+                    "status": worker.state if alive else "down",
+                    "vram_total": device.get("vram_total"),
+                    "vram_free": device.get("vram_free"),
+                    "slots": worker.slots,
+                    "queue_length": len(jobs),
+                    "current_jobs": sorted(jobs),
+                    "last_error": worker.last_error
+                    or (None if alive else "no heartbeat (worker stopped or lost)"),
+                    "loaded_model": worker.checkpoint,
+                    "last_heartbeat": worker.heartbeat_at.isoformat(),
+                }
+            )
+        return described
+
     async def drain(self, timeout: float = 60.0) -> None:
         async def idle() -> None:
             while True:
