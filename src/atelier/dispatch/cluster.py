@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 import procrastinate
+import psycopg_pool
 
 from atelier import events
 from atelier.db.notify import PostgresEventBus, asyncpg_dsn
@@ -61,6 +62,9 @@ def task_app(settings: Settings) -> procrastinate.App:
     """The procrastinate app both sides share: the scheduler defers, workers run."""
     connector = procrastinate.PsycopgConnector(
         conninfo=asyncpg_dsn(settings.resolved_database_url),
+        # Check a pooled connection before use: after a PostgreSQL restart the pool
+        # holds dead ones, and a defer on one would fail.
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
         min_size=1,
         max_size=4,
     )
