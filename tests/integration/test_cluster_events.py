@@ -54,8 +54,8 @@ async def test_a_late_commit_is_delivered_before_the_ids_after_it(database: Data
         await bus.close()
 
 
-async def test_a_rolled_back_id_is_passed_after_the_grace(database: Database) -> None:
-    bus = PostgresEventBus(database, grace=0.5, poll_interval=0.2)
+async def test_a_rolled_back_id_is_passed_when_its_writer_ends(database: Database) -> None:
+    bus = PostgresEventBus(database, grace=60.0, poll_interval=0.2)
     await bus.start()
     try:
         async with bus.subscribe() as subscription:
@@ -64,9 +64,25 @@ async def test_a_rolled_back_id_is_passed_after_the_grace(database: Database) ->
                 lost = await EventRepository(doomed).add("job-1", "progress", {})
                 async with database.transaction() as session:
                     kept = await EventRepository(session).add("job-1", "completed", {})
+                await asyncio.sleep(0.5)
+                assert subscription.queue.empty()  # its writer is still open
                 await doomed.rollback()
+            # No clock: the writer ended and the id is still missing, so it never will be.
             assert await next_events(subscription.queue, 1) == [kept.id]
             assert kept.id == lost.id + 1
+    finally:
+        await bus.close()
+
+
+async def test_a_hung_writer_holds_events_for_the_grace_only(database: Database) -> None:
+    bus = PostgresEventBus(database, grace=1.0, poll_interval=0.2)
+    await bus.start()
+    try:
+        async with bus.subscribe() as subscription, database.sessions() as hung, hung.begin():
+            await EventRepository(hung).add("job-1", "progress", {})
+            async with database.transaction() as session:
+                kept = await EventRepository(session).add("job-2", "completed", {})
+            assert await next_events(subscription.queue, 1) == [kept.id]
     finally:
         await bus.close()
 

@@ -1,7 +1,7 @@
 """Live events across processes: PostgreSQL LISTEN/NOTIFY wakes, the events table tells.
 
 Every replica and worker runs one ``PostgresEventBus``. A trigger (migration
-``0004_cluster_events``) notifies ``atelier_events`` when events are inserted; the bus
+``0004_cluster``) notifies ``atelier_events`` when events are inserted; the bus
 then reads the table after its watermark and hands each event, in id order, to its
 in-process subscribers (SSE, WebSocket, webhooks, waits). Notifications are only a
 wake-up: a dropped LISTEN connection, a PostgreSQL restart or a missed notification
@@ -10,13 +10,12 @@ costs at most the poll interval, never an event.
 Ids are not commit-ordered on PostgreSQL: transaction A takes id 7, B takes id 8, B
 commits first. A reader that delivered 8 and moved its cursor past 7 would never see 7.
 The bus therefore delivers only a gap-free run of ids: at a missing id it waits until
-that id commits, or until ``grace`` seconds (measured on this process's clock) have
-passed, after which the id is taken for rolled back (a sequence value is never reused).
-``horizon()`` is the last id of that run: a stream that replays the table up to the
-horizon and then follows live events misses nothing and sees nothing twice. The cost is
-latency only when two writers race (milliseconds), or ``grace`` after a rollback of a
-transaction that had written an event (rare; also once after a PostgreSQL crash, which
-may skip up to 32 sequence values).
+every transaction that was writing to job_events when the gap was seen has ended (see
+``_gap_closed``); an id still missing then was rolled back (a sequence value is never
+reused). ``grace`` only caps the wait for a writer that hangs. ``horizon()`` is the
+last id of that run: a stream that replays the table up to the horizon and then follows
+live events misses nothing and sees nothing twice. The cost is latency only while two
+writers race (milliseconds).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,7 +78,8 @@ class PostgresEventBus:
         self.poll_interval = poll_interval
         self._fanout = LocalEventBus()
         self._watermark = 0
-        self._missing: dict[int, float] = {}  # id -> when this process first missed it
+        # (watermark, writers holding job_events then, first seen, those writers ended)
+        self._gap: tuple[int, frozenset[str], float, bool] | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()  # set while a LISTEN connection is up
@@ -158,34 +158,55 @@ class PostgresEventBus:
         while True:
             async with self.database.transaction() as session:
                 rows = await EventRepository(session).after(self._watermark, limit=PAGE)
-            for row in rows:
-                if row.id != self._watermark + 1 and not self._gap_expired(row.id):
-                    return True
-                self._missing.clear()
-                self._watermark = row.id
-                self._fanout.publish(
-                    JobEvent(row.id, row.job_id, row.type, row.data, row.created_at)
-                )
+                for row in rows:
+                    if row.id != self._watermark + 1 and not await self._gap_closed(session):
+                        return True
+                    self._gap = None
+                    self._watermark = row.id
+                    self._fanout.publish(
+                        JobEvent(row.id, row.job_id, row.type, row.data, row.created_at)
+                    )
             if len(rows) < PAGE:
                 return False
 
-    def _gap_expired(self, next_id: int) -> bool:
-        """True once every id between the watermark and ``next_id`` has been missing
-        for ``grace`` seconds."""
-        now = time.monotonic()
-        missing = range(self._watermark + 1, next_id)
-        oldest_allowed = now - self.grace
-        expired = True
-        for event_id in missing:
-            seen = self._missing.setdefault(event_id, now)
-            expired = expired and seen <= oldest_allowed
-        if expired:
-            log.info(
-                "event ids %d..%d never committed (rolled back); moving on",
-                missing.start,
-                missing.stop - 1,
-            )
-        return expired
+    async def _gap_closed(self, session: AsyncSession) -> bool:
+        """Whether the ids missing after the watermark will never commit.
+
+        An INSERT into job_events holds a RowExclusiveLock on the table from before it
+        draws its id until its transaction ends. So the writers of the missing ids are
+        among the lock holders at the moment the gap is first seen; once none of those
+        holds it any more, each has committed (its row would have been read) or rolled
+        back. No clocks involved. ``grace`` only caps the wait for a writer that hangs.
+        """
+        if self._gap is None or self._gap[0] != self._watermark:
+            self._gap = (self._watermark, await event_writers(session), time.monotonic(), False)
+            return False
+        _, writers, since, ended = self._gap
+        if ended:
+            # The writers had ended before this read began, and it still misses the
+            # ids: they were rolled back.
+            log.info("event ids after %d were rolled back; moving on", self._watermark)
+            return True
+        if writers & await event_writers(session):
+            if time.monotonic() - since < self.grace:
+                return False
+            log.warning("event writer still open after %.0f s; moving on", self.grace)
+            return True
+        # They ended, maybe by committing just after this read's snapshot: read again.
+        self._gap = (self._watermark, writers, since, True)
+        return False
+
+
+async def event_writers(session: AsyncSession) -> frozenset[str]:
+    """The other transactions that hold a write lock on job_events right now."""
+    result = await session.execute(
+        text(
+            "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' "
+            "AND relation = 'job_events'::regclass AND mode = 'RowExclusiveLock' "
+            "AND granted AND pid <> pg_backend_pid()"
+        )
+    )
+    return frozenset(str(v) for v in result.scalars())
 
 
 @asynccontextmanager
