@@ -26,7 +26,6 @@ from typing import Any
 
 import asyncpg
 import procrastinate
-import psycopg_pool
 
 from atelier import events
 from atelier.db.notify import PostgresEventBus, asyncpg_dsn
@@ -62,9 +61,8 @@ def task_app(settings: Settings) -> procrastinate.App:
     """The procrastinate app both sides share: the scheduler defers, workers run."""
     connector = procrastinate.PsycopgConnector(
         conninfo=asyncpg_dsn(settings.resolved_database_url),
-        # Check a pooled connection before use: after a PostgreSQL restart the pool
-        # holds dead ones, and a defer on one would fail.
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        # (procrastinate's pool checks a connection before use, so a PostgreSQL restart
+        # leaves no dead ones behind.)
         min_size=1,
         max_size=4,
     )
