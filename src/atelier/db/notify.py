@@ -83,6 +83,7 @@ class PostgresEventBus:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()  # set while a LISTEN connection is up
+        self._closed = False
 
     def subscribe(
         self, job_id: str | None = None
@@ -112,6 +113,10 @@ class PostgresEventBus:
         ]
 
     async def close(self) -> None:
+        # The flag as well as the cancel: on Python 3.11 a wait_for that finishes just as
+        # it is cancelled swallows the cancellation, and the loop would go on.
+        self._closed = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -121,14 +126,14 @@ class PostgresEventBus:
         """Keep one LISTEN connection; on any loss, reconnect and resync."""
         dsn = asyncpg_dsn(self.database.url)
         delay = 0.1
-        while True:
+        while not self._closed:
             lost = asyncio.Event()
             try:
                 async with _listening(dsn, self._wake, lost) as connection:
                     self.listening.set()
                     delay = 0.1
                     self._wake.set()  # whatever happened while we were away
-                    while not lost.is_set():
+                    while not lost.is_set() and not self._closed:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(lost.wait(), KEEPALIVE)
                         if not lost.is_set():  # a half-open TCP connection says nothing
@@ -140,7 +145,7 @@ class PostgresEventBus:
             delay = min(delay * 2, 5.0)
 
     async def _follow(self) -> None:
-        while True:
+        while not self._closed:
             waiting = False
             try:
                 waiting = await self.read_once()

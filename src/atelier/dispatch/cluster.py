@@ -98,6 +98,7 @@ class ClusterScheduler:
         self._object_info: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._sent_checkpoint: dict[str, str] = {}  # worker -> checkpoint of its last job
         self._last_backend: str | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -109,6 +110,9 @@ class ClusterScheduler:
         ]
 
     async def stop(self) -> None:
+        # A flag as well as the cancel (Python 3.11's wait_for can swallow a cancel).
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,7 +130,7 @@ class ClusterScheduler:
         """Hold the advisory lock (waiting for it while another process has it), and
         schedule while holding it. A lost connection gives the lock up."""
         dsn = asyncpg_dsn(self.settings.resolved_database_url)
-        while True:
+        while not self._stopping:
             try:
                 connection = await asyncpg.connect(dsn, timeout=10)
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
@@ -134,10 +138,12 @@ class ClusterScheduler:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                while True:
+                while not self._stopping:
                     if await take_scheduler_lock(connection):
                         break
                     await asyncio.sleep(self.settings.poll_interval)
+                if self._stopping:
+                    return
                 log.info("this process schedules the cluster")
                 self.leading.set()
                 await self._schedule(connection)
@@ -150,7 +156,7 @@ class ClusterScheduler:
             await asyncio.sleep(0.2)
 
     async def _schedule(self, connection: asyncpg.Connection) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.expire_leases()
                 await self.dispatch_once()
