@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import itertools
 
+from bench.cluster import cluster
 from bench.harness import (
     LAST_COMPLETIONS,
     AtelierProcess,
@@ -32,7 +33,12 @@ def run(args: argparse.Namespace) -> None:
         n = args.per_backend * k
         with fakes(k, step_time=args.time / STEPS) as backends:
             urls = [f"gpu{i}={fake.url}" for i, fake in enumerate(backends)]
-            with AtelierProcess(urls, backend_slots=args.slots) as atelier:
+            server = (
+                cluster(urls, slots=args.slots)
+                if args.shape == "cluster"
+                else AtelierProcess(urls, backend_slots=args.slots)
+            )
+            with server as atelier:
                 asyncio.run(
                     submit_and_wait(
                         atelier.url, [sampler_graph(next(seeds), steps=STEPS) for _ in range(k)]
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> None:
             )
         )
     report(
-        f"Scaling (T = {args.time * 1000:.0f} ms per job, {args.slots} slots per backend)",
+        f"Scaling, {args.shape} shape (T = {args.time * 1000:.0f} ms per job, "
+        f"{args.slots} slots per backend)",
         [
             "backends",
             "jobs",
@@ -93,3 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time", type=float, default=1.0, help="T in seconds")
     parser.add_argument("--per-backend", type=int, default=10, help="jobs per backend")
     parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument(
+        "--shape",
+        choices=["single", "cluster"],
+        default="single",
+        help="cluster: an API replica and one `atelier worker` per backend on PostgreSQL",
+    )

@@ -21,7 +21,6 @@ CLUSTER_FAST: dict[str, Any] = {
     **FAST,
     "worker_heartbeat_interval": 0.3,
     "worker_lease_timeout": 3.0,
-    "event_gap_grace": 1.0,
 }
 
 

@@ -224,10 +224,10 @@ class Settings(BaseSettings):
         "comma-separated in env.",
     )
     event_gap_grace: float = Field(
-        default=5.0,
+        default=30.0,
         gt=0,
-        description="PostgreSQL: seconds live events wait for a lower event id to commit "
-        "before deciding it never will (rolled back).",
+        description="PostgreSQL: longest wait of live events for a transaction that holds "
+        "a lower event id and neither commits nor rolls back (docs/CLUSTER.md).",
     )
     worker_heartbeat_interval: float = Field(
         default=2.0, gt=0, description="Seconds between a worker's heartbeats."

@@ -101,6 +101,11 @@ async def test_two_replicas_three_workers_kills_and_restarts(
     data_dir = tmp_path / "atelier"
     data_dir.mkdir()
     settings = {
+        # Production-like backend timeouts: with 8 processes on 2 shared cores, the test
+        # defaults (1 s) would declare busy fakes lost, which is not what this run tests.
+        "health_timeout": 10.0,
+        "backend_lost_timeout": 30.0,
+        "check_interval": 1.0,
         "storage_url": f"s3://{s3_server.bucket}/renders",
         "s3_endpoint_url": s3_server.endpoint_url,
         "signing_secret": "acceptance-secret-shared-by-every-replica",

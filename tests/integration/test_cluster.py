@@ -13,6 +13,7 @@ import pytest
 from tests.cluster import CLUSTER_FAST, Workers, alive_workers, worker_rows
 from tests.graphs import image_graph, sampler_graph
 from tests.helpers import eventually, job, job_reaches, submit
+from tests.private_postgres import PrivatePostgres, serve_private_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -24,6 +25,11 @@ def workers(postgres_url: str, tmp_path: Path) -> Iterator[Workers]:
         yield started
     finally:
         started.stop_all()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    yield from serve_private_postgres()
 
 
 async def start_replica(server_factory: Any, postgres_url: str, **extra: Any) -> Any:
@@ -42,6 +48,13 @@ async def test_workers_run_the_jobs(
             await submit(client, image_graph(color=0x101010 * (i + 1), size=24)) for i in range(6)
         ]
         done = [await job_reaches(client, s["id"], "completed", "failed") for s in submitted]
+        listed = (await client.get("/api/v1/backends")).json()["items"]
+    assert [(b["name"], b["status"], b["slots"]) for b in listed] == [
+        ("gpu-a", "up", 2),
+        ("gpu-b", "up", 2),
+    ]
+    assert all(b["vram_total"] and b["vram_free"] is not None for b in listed)
+    assert {b["loaded_model"] for b in listed} <= {None, "v1-5-pruned-emaonly.safetensors"}
     assert [d["status"] for d in done] == ["completed"] * 6, [d["error"] for d in done]
     assert {d["backend"] for d in done} == {"gpu-a", "gpu-b"}
     assert fake.prompt_count + fake_b.prompt_count == 6
@@ -105,3 +118,41 @@ async def test_cancel_on_another_replica_stops_the_job_on_its_worker(
         ended = await job_reaches(a, created["id"], "completed", "failed", "cancelled", timeout=30)
     assert ended["status"] == "cancelled"
     assert ended["progress"] < 1.0  # it stopped on the worker, not at the end
+
+
+async def test_postgres_restart_under_load(
+    server_factory: Any, private_postgres: PrivatePostgres, fake: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL (a private cluster) restarts while jobs run: the replica and the worker
+    reconnect by themselves, every job completes, and no prompt runs twice."""
+    fake.set_timing(step_time=0.05)
+    database_url = private_postgres.url
+    replica = await start_replica(server_factory, database_url)
+    workers = Workers(database_url, tmp_path / "atelier")
+    try:
+        workers.start("gpu-a", fake.url)
+        await eventually(lambda: _alive(database_url, ["gpu-a"]), timeout=60)
+        async with replica.client() as client:
+            first = [await submit(client, sampler_graph(steps=10, seed=i)) for i in range(4)]
+            await job_reaches(client, first[0]["id"], "running")
+            private_postgres.pg_ctl("restart", "-m", "fast")
+            second = []
+            for i in range(4):
+                second.append(await eventually(lambda i=i: _submit_once(client, i), timeout=30))
+            ids = [j["id"] for j in first + second]
+            done = [await job_reaches(client, j, "completed", "failed", timeout=90) for j in ids]
+    finally:
+        workers.stop_all()
+    assert [d["status"] for d in done] == ["completed"] * 8, [d["error"] for d in done]
+    assert fake.prompt_count == 8  # none ran twice
+
+
+async def _alive(database_url: str, names: list[str]) -> bool:
+    return await alive_workers(database_url) == names
+
+
+async def _submit_once(client: Any, seed: int) -> dict[str, Any] | None:
+    answer = await client.post(
+        "/api/v1/jobs", json={"graph": sampler_graph(steps=10, seed=100 + seed)}
+    )
+    return answer.json() if answer.status_code == 202 else None

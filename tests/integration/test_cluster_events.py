@@ -54,8 +54,8 @@ async def test_a_late_commit_is_delivered_before_the_ids_after_it(database: Data
         await bus.close()
 
 
-async def test_a_rolled_back_id_is_passed_after_the_grace(database: Database) -> None:
-    bus = PostgresEventBus(database, grace=0.5, poll_interval=0.2)
+async def test_a_rolled_back_id_is_passed_when_its_writer_ends(database: Database) -> None:
+    bus = PostgresEventBus(database, grace=60.0, poll_interval=0.2)
     await bus.start()
     try:
         async with bus.subscribe() as subscription:
@@ -64,9 +64,25 @@ async def test_a_rolled_back_id_is_passed_after_the_grace(database: Database) ->
                 lost = await EventRepository(doomed).add("job-1", "progress", {})
                 async with database.transaction() as session:
                     kept = await EventRepository(session).add("job-1", "completed", {})
+                await asyncio.sleep(0.5)
+                assert subscription.queue.empty()  # its writer is still open
                 await doomed.rollback()
+            # No clock: the writer ended and the id is still missing, so it never will be.
             assert await next_events(subscription.queue, 1) == [kept.id]
             assert kept.id == lost.id + 1
+    finally:
+        await bus.close()
+
+
+async def test_a_hung_writer_holds_events_for_the_grace_only(database: Database) -> None:
+    bus = PostgresEventBus(database, grace=1.0, poll_interval=0.2)
+    await bus.start()
+    try:
+        async with bus.subscribe() as subscription, database.sessions() as hung, hung.begin():
+            await EventRepository(hung).add("job-1", "progress", {})
+            async with database.transaction() as session:
+                kept = await EventRepository(session).add("job-2", "completed", {})
+            assert await next_events(subscription.queue, 1) == [kept.id]
     finally:
         await bus.close()
 
@@ -121,3 +137,25 @@ async def test_sse_on_another_replica_and_resume_there(
         return watcher.runtime.bus.horizon() == runner.runtime.bus.horizon() == ids[-1]
 
     await eventually(both_buses_caught_up)
+
+
+async def test_a_bus_started_over_an_open_transaction_waits_for_it(database: Database) -> None:
+    """A replica that starts (or restarts) while a writer holds a lower id must not
+    put its horizon past that id."""
+    async with database.transaction() as session:
+        before = await EventRepository(session).add("job-0", "queued", {})
+    bus = PostgresEventBus(database, grace=30.0, poll_interval=0.2)
+    try:
+        async with database.sessions() as slow, slow.begin():
+            pending = await EventRepository(slow).add("job-1", "progress", {})
+            async with database.transaction() as fast:
+                later = await EventRepository(fast).add("job-2", "progress", {})
+            await bus.start()
+            assert bus.horizon() == before.id
+            async with bus.subscribe() as subscription:
+                await asyncio.sleep(0.3)
+                assert subscription.queue.empty()
+                await slow.commit()
+                assert await next_events(subscription.queue, 2) == [pending.id, later.id]
+    finally:
+        await bus.close()

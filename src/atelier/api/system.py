@@ -60,4 +60,9 @@ async def service_info(runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/api/v1/backends", operation_id="list_backends", tags=["backends"])
 async def list_backends(runtime: RuntimeDep) -> dict[str, list[dict[str, Any]]]:
+    """The ComfyUI backends: this process's own, or in the cluster shape the workers'
+    (health, VRAM, loaded model, jobs in flight, last heartbeat)."""
+    workers = getattr(runtime.dispatcher, "describe_workers", None)
+    if workers is not None:
+        return {"items": await workers()}
     return {"items": [backend.describe() for backend in runtime.pool]}

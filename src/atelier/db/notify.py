@@ -1,7 +1,7 @@
 """Live events across processes: PostgreSQL LISTEN/NOTIFY wakes, the events table tells.
 
 Every replica and worker runs one ``PostgresEventBus``. A trigger (migration
-``0004_cluster_events``) notifies ``atelier_events`` when events are inserted; the bus
+``0004_cluster``) notifies ``atelier_events`` when events are inserted; the bus
 then reads the table after its watermark and hands each event, in id order, to its
 in-process subscribers (SSE, WebSocket, webhooks, waits). Notifications are only a
 wake-up: a dropped LISTEN connection, a PostgreSQL restart or a missed notification
@@ -10,13 +10,12 @@ costs at most the poll interval, never an event.
 Ids are not commit-ordered on PostgreSQL: transaction A takes id 7, B takes id 8, B
 commits first. A reader that delivered 8 and moved its cursor past 7 would never see 7.
 The bus therefore delivers only a gap-free run of ids: at a missing id it waits until
-that id commits, or until ``grace`` seconds (measured on this process's clock) have
-passed, after which the id is taken for rolled back (a sequence value is never reused).
-``horizon()`` is the last id of that run: a stream that replays the table up to the
-horizon and then follows live events misses nothing and sees nothing twice. The cost is
-latency only when two writers race (milliseconds), or ``grace`` after a rollback of a
-transaction that had written an event (rare; also once after a PostgreSQL crash, which
-may skip up to 32 sequence values).
+every transaction that was writing to job_events when the gap was seen has ended (see
+``_gap_closed``); an id still missing then was rolled back (a sequence value is never
+reused). ``grace`` only caps the wait for a writer that hangs. ``horizon()`` is the
+last id of that run: a stream that replays the table up to the horizon and then follows
+live events misses nothing and sees nothing twice. The cost is latency only while two
+writers race (milliseconds).
 """
 
 from __future__ import annotations
@@ -30,18 +29,39 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 import asyncpg
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atelier.db.database import Database
 from atelier.db.repositories import EventRepository
+from atelier.db.tables import EventRow
 from atelier.events import ChangeListener, JobEvent, LocalEventBus, Subscription
 
 log = logging.getLogger("atelier.events")
 
 CHANNEL = "atelier_events"
 PAGE = 1000
+START_WINDOW = 200  # newest ids looked at for a gap when the bus starts
 KEEPALIVE = 10.0  # seconds between checks that the LISTEN connection still answers
 GAP_RECHECK = 0.02  # seconds between looks at a missing id while it may still commit
+
+
+def contiguous_floor(ids: list[int]) -> int:
+    """The id just below the first gap of an ascending run (or its last id)."""
+    if not ids:
+        return 0
+    floor = ids[0]
+    for event_id in ids[1:]:
+        if event_id != floor + 1:
+            break
+        floor = event_id
+    return floor
+
+
+async def recent_event_ids(session: AsyncSession, limit: int) -> list[int]:
+    query = select(EventRow.id).order_by(EventRow.id.desc()).limit(limit)
+    return sorted(int(i) for i in (await session.execute(query)).scalars())
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -59,10 +79,12 @@ class PostgresEventBus:
         self.poll_interval = poll_interval
         self._fanout = LocalEventBus()
         self._watermark = 0
-        self._missing: dict[int, float] = {}  # id -> when this process first missed it
+        # (watermark, writers holding job_events then, first seen, those writers ended)
+        self._gap: tuple[int, frozenset[str], float, bool] | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()  # set while a LISTEN connection is up
+        self._closed = False
 
     def subscribe(
         self, job_id: str | None = None, *, kind: str = "internal"
@@ -109,14 +131,21 @@ class PostgresEventBus:
         return self._watermark if local is None else min(local, self._watermark)
 
     async def start(self) -> None:
+        # Start below the first gap among the newest ids: a transaction that took an id
+        # there may still commit, and the normal gap rule (wait up to ``grace``) decides.
         async with self.database.transaction() as session:
-            self._watermark = await EventRepository(session).last_id()
+            recent = await recent_event_ids(session, START_WINDOW)
+        self._watermark = contiguous_floor(recent)
         self._tasks = [
             asyncio.create_task(self._listen(), name="events-listen"),
             asyncio.create_task(self._follow(), name="events-follow"),
         ]
 
     async def close(self) -> None:
+        # The flag as well as the cancel: on Python 3.11 a wait_for that finishes just as
+        # it is cancelled swallows the cancellation, and the loop would go on.
+        self._closed = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,14 +155,14 @@ class PostgresEventBus:
         """Keep one LISTEN connection; on any loss, reconnect and resync."""
         dsn = asyncpg_dsn(self.database.url)
         delay = 0.1
-        while True:
+        while not self._closed:
             lost = asyncio.Event()
             try:
                 async with _listening(dsn, self._wake, lost) as connection:
                     self.listening.set()
                     delay = 0.1
                     self._wake.set()  # whatever happened while we were away
-                    while not lost.is_set():
+                    while not lost.is_set() and not self._closed:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(lost.wait(), KEEPALIVE)
                         if not lost.is_set():  # a half-open TCP connection says nothing
@@ -145,7 +174,7 @@ class PostgresEventBus:
             delay = min(delay * 2, 5.0)
 
     async def _follow(self) -> None:
-        while True:
+        while not self._closed:
             waiting = False
             try:
                 waiting = await self.read_once()
@@ -163,34 +192,55 @@ class PostgresEventBus:
         while True:
             async with self.database.transaction() as session:
                 rows = await EventRepository(session).after(self._watermark, limit=PAGE)
-            for row in rows:
-                if row.id != self._watermark + 1 and not self._gap_expired(row.id):
-                    return True
-                self._missing.clear()
-                self._watermark = row.id
-                self._fanout.publish(
-                    JobEvent(row.id, row.job_id, row.type, row.data, row.created_at)
-                )
+                for row in rows:
+                    if row.id != self._watermark + 1 and not await self._gap_closed(session):
+                        return True
+                    self._gap = None
+                    self._watermark = row.id
+                    self._fanout.publish(
+                        JobEvent(row.id, row.job_id, row.type, row.data, row.created_at)
+                    )
             if len(rows) < PAGE:
                 return False
 
-    def _gap_expired(self, next_id: int) -> bool:
-        """True once every id between the watermark and ``next_id`` has been missing
-        for ``grace`` seconds."""
-        now = time.monotonic()
-        missing = range(self._watermark + 1, next_id)
-        oldest_allowed = now - self.grace
-        expired = True
-        for event_id in missing:
-            seen = self._missing.setdefault(event_id, now)
-            expired = expired and seen <= oldest_allowed
-        if expired:
-            log.info(
-                "event ids %d..%d never committed (rolled back); moving on",
-                missing.start,
-                missing.stop - 1,
-            )
-        return expired
+    async def _gap_closed(self, session: AsyncSession) -> bool:
+        """Whether the ids missing after the watermark will never commit.
+
+        An INSERT into job_events holds a RowExclusiveLock on the table from before it
+        draws its id until its transaction ends. So the writers of the missing ids are
+        among the lock holders at the moment the gap is first seen; once none of those
+        holds it any more, each has committed (its row would have been read) or rolled
+        back. No clocks involved. ``grace`` only caps the wait for a writer that hangs.
+        """
+        if self._gap is None or self._gap[0] != self._watermark:
+            self._gap = (self._watermark, await event_writers(session), time.monotonic(), False)
+            return False
+        _, writers, since, ended = self._gap
+        if ended:
+            # The writers had ended before this read began, and it still misses the
+            # ids: they were rolled back.
+            log.info("event ids after %d were rolled back; moving on", self._watermark)
+            return True
+        if writers & await event_writers(session):
+            if time.monotonic() - since < self.grace:
+                return False
+            log.warning("event writer still open after %.0f s; moving on", self.grace)
+            return True
+        # They ended, maybe by committing just after this read's snapshot: read again.
+        self._gap = (self._watermark, writers, since, True)
+        return False
+
+
+async def event_writers(session: AsyncSession) -> frozenset[str]:
+    """The other transactions that hold a write lock on job_events right now."""
+    result = await session.execute(
+        text(
+            "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' "
+            "AND relation = 'job_events'::regclass AND mode = 'RowExclusiveLock' "
+            "AND granted AND pid <> pg_backend_pid()"
+        )
+    )
+    return frozenset(str(v) for v in result.scalars())
 
 
 @asynccontextmanager

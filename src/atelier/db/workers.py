@@ -76,6 +76,13 @@ class WorkerRepository:
         )
         return {str(name): int(count) for name, count in await self.session.execute(query)}
 
+    async def running_jobs_by_backend(self) -> dict[str, list[str]]:
+        query = select(JobRow.backend, JobRow.id).where(JobRow.status == JobStatus.RUNNING.value)
+        found: dict[str, list[str]] = {}
+        for backend, job_id in await self.session.execute(query):
+            found.setdefault(str(backend), []).append(job_id)
+        return found
+
     async def running_by_owner(self) -> dict[str | None, int]:
         query = (
             select(JobRow.owner, func.count())

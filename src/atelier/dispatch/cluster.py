@@ -61,6 +61,8 @@ def task_app(settings: Settings) -> procrastinate.App:
     """The procrastinate app both sides share: the scheduler defers, workers run."""
     connector = procrastinate.PsycopgConnector(
         conninfo=asyncpg_dsn(settings.resolved_database_url),
+        # (procrastinate's pool checks a connection before use, so a PostgreSQL restart
+        # leaves no dead ones behind.)
         min_size=1,
         max_size=4,
     )
@@ -96,6 +98,7 @@ class ClusterScheduler:
         self._object_info: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._sent_checkpoint: dict[str, str] = {}  # worker -> checkpoint of its last job
         self._last_backend: str | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -107,6 +110,9 @@ class ClusterScheduler:
         ]
 
     async def stop(self) -> None:
+        # A flag as well as the cancel (Python 3.11's wait_for can swallow a cancel).
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -124,7 +130,7 @@ class ClusterScheduler:
         """Hold the advisory lock (waiting for it while another process has it), and
         schedule while holding it. A lost connection gives the lock up."""
         dsn = asyncpg_dsn(self.settings.resolved_database_url)
-        while True:
+        while not self._stopping:
             try:
                 connection = await asyncpg.connect(dsn, timeout=10)
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
@@ -132,10 +138,12 @@ class ClusterScheduler:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                while True:
+                while not self._stopping:
                     if await take_scheduler_lock(connection):
                         break
                     await asyncio.sleep(self.settings.poll_interval)
+                if self._stopping:
+                    return
                 log.info("this process schedules the cluster")
                 self.leading.set()
                 await self._schedule(connection)
@@ -148,7 +156,7 @@ class ClusterScheduler:
             await asyncio.sleep(0.2)
 
     async def _schedule(self, connection: asyncpg.Connection) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.expire_leases()
                 await self.dispatch_once()
@@ -300,6 +308,37 @@ class ClusterDispatcher:
         # The durable flag and its cancel_requested event reach the worker that runs
         # the job through the event bus (PostgreSQL NOTIFY); nothing runs here.
         return None
+
+    async def describe_workers(self) -> list[dict[str, Any]]:
+        """Every registered worker as /api/v1/backends shows a backend."""
+        lease = timedelta(seconds=self.settings.worker_lease_timeout)
+        async with self.ledger.unit() as unit:
+            repository = WorkerRepository(unit.session)
+            workers = await repository.all()
+            running = await repository.running_jobs_by_backend()
+        now = utcnow()
+        described = []
+        for worker in sorted(workers, key=lambda w: w.name):
+            device = (worker.system_stats.get("devices") or [{}])[0] or {}
+            alive = not worker.stopped and now - worker.heartbeat_at <= lease
+            jobs = running.get(worker.name, [])
+            described.append(
+                {
+                    "name": worker.name,
+                    "url": worker.url,
+                    "status": worker.state if alive else "down",
+                    "vram_total": device.get("vram_total"),
+                    "vram_free": device.get("vram_free"),
+                    "slots": worker.slots,
+                    "queue_length": len(jobs),
+                    "current_jobs": sorted(jobs),
+                    "last_error": worker.last_error
+                    or (None if alive else "no heartbeat (worker stopped or lost)"),
+                    "loaded_model": worker.checkpoint,
+                    "last_heartbeat": worker.heartbeat_at.isoformat(),
+                }
+            )
+        return described
 
     async def drain(self, timeout: float = 60.0) -> None:
         async def idle() -> None:

@@ -38,6 +38,7 @@ from atelier.storage import ArtifactStore, build_store
 log = logging.getLogger("atelier.worker")
 
 RECONCILE_EVERY = 5  # heartbeats
+STALE_CLAIM = 60.0  # seconds
 
 
 class Worker:
@@ -166,11 +167,16 @@ class Worker:
 
     async def reconcile(self, *, at_start: bool = False) -> None:
         """Follow every job the tables say runs here (re-attach by prompt id). After the
-        start, only jobs claimed longer than a lease ago: a fresh claim's task is on its
-        way, and re-attaching to a prompt not yet submitted would find it "lost"."""
+        start, only claims old enough that their task cannot still be on its way:
+        re-attaching to a prompt not yet submitted would find it "lost" (and requeue it,
+        which is the right end for a claim whose task really was lost)."""
         async with self.database.transaction() as session:
             jobs = await WorkerRepository(session).running_on(self.name)
-        settled = utcnow() - timedelta(seconds=self.settings.worker_lease_timeout)
+        # A claim whose task has not arrived after this long was lost with the process
+        # that claimed it (a crash between claim and defer); under load a task can take
+        # seconds, so the wait is generous.
+        lost_after = max(STALE_CLAIM, 3 * self.settings.worker_lease_timeout)
+        settled = utcnow() - timedelta(seconds=lost_after)
         for job in jobs:
             if not at_start and (job.started_at is None or job.started_at > settled):
                 continue
