@@ -15,6 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -89,6 +90,20 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (a restart, a network
+    cut), as opposed to a query that failed."""
+    if isinstance(exc, OSError | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return (
+            bool(exc.connection_invalidated)
+            or isinstance(exc.orig, OSError | ConnectionError)
+            or "connection" in str(exc.orig).lower()
+        )
+    return False
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

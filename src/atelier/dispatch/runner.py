@@ -22,6 +22,7 @@ from typing import Any
 from atelier.comfyui import messages as m
 from atelier.comfyui.client import ComfySocket
 from atelier.comfyui.messages import HistoryEntry
+from atelier.db.database import is_disconnect
 from atelier.dispatch.backends import Backend, BackendPool
 from atelier.dispatch.inputs import prepare_inputs
 from atelier.dispatch.ledger import JobLedger
@@ -86,6 +87,7 @@ class JobRunner:
         self.started = attempt.reattach
         self.move_target: str | None = None
         self.on_move: Callable[[JobRunner, str, str | None], None] = lambda *_: None
+        self.database_lost = False
 
     @property
     def job_id(self) -> str:
@@ -101,6 +103,12 @@ class JobRunner:
             # "running" so that the next start re-attaches to it.
             raise
         except Exception as exc:
+            if is_disconnect(exc):
+                # The database went away mid-job (a restart): the job stays "running"
+                # and its dispatcher re-attaches to the prompt once it is back.
+                log.warning("job %s: database unreachable (%s)", self.job_id, exc)
+                self.database_lost = True
+                return
             log.exception("runner for job %s failed", self.job_id)
             await self.ledger.fail(
                 self.job_id,

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from atelier import events
-from atelier.db.database import Database
+from atelier.db.database import Database, is_disconnect
 from atelier.db.notify import PostgresEventBus
 from atelier.db.tables import JobStatus, utcnow
 from atelier.db.workers import WorkerRepository
@@ -253,10 +253,45 @@ class Worker:
             self.backend.running.discard(job_id)
             if self.runners.get(job_id, (None, None))[0] is runner:
                 del self.runners[job_id]
+            if runner.database_lost:
+                retry = asyncio.create_task(self._reattach_when_back(job_id))
+                self._tasks.append(retry)
             self.scheduler.wake()
 
         task.add_done_callback(done)
         return task
+
+    async def _reattach_when_back(self, job_id: str) -> None:
+        """The runner lost the database mid-job: once it answers again, follow the job
+        by its prompt id (the prompt went on in ComfyUI meanwhile)."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                async with self.ledger.unit() as unit:
+                    job = await unit.jobs.get(job_id)
+            except Exception as exc:
+                if is_disconnect(exc):
+                    continue
+                raise
+            break
+        if (
+            job is not None
+            and job.status == JobStatus.RUNNING.value
+            and job.backend == self.name
+            and job.prompt_id is not None
+            and job_id not in self.runners
+        ):
+            log.info("database back: re-attaching to job %s", job_id)
+            self._start(
+                job.id,
+                job.prompt_id,
+                job.attempt,
+                job.graph,
+                job.owner,
+                checkpoint=job.checkpoint,
+                cancel=job.cancel_requested,
+                reattach=True,
+            )
 
     async def _follow_cancels(self) -> None:
         async with self.bus.subscribe() as subscription:
