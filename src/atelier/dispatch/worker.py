@@ -82,8 +82,16 @@ class Worker:
         self._tasks = [
             asyncio.create_task(self._heartbeats(), name="worker-heartbeat"),
             asyncio.create_task(self._follow_cancels(), name="worker-cancels"),
-            asyncio.create_task(
-                self.app.run_worker_async(
+            asyncio.create_task(self._take_tasks(), name="worker-tasks"),
+        ]
+        log.info("worker %s runs jobs on %s (%d slots)", self.name, self.backend.url, self.slots)
+
+    async def _take_tasks(self) -> None:
+        """procrastinate's worker loop on this worker's queue, started again whenever it
+        ends (PostgreSQL restarted under it)."""
+        while True:
+            try:
+                await self.app.run_worker_async(
                     queues=[worker_queue(self.name)],
                     name=self.name,
                     concurrency=self.slots,
@@ -92,11 +100,13 @@ class Worker:
                     listen_notify=True,
                     fetch_job_polling_interval=self.settings.poll_interval,
                     delete_jobs="successful",
-                ),
-                name="worker-tasks",
-            ),
-        ]
-        log.info("worker %s runs jobs on %s (%d slots)", self.name, self.backend.url, self.slots)
+                )
+                log.warning("the task loop ended; starting it again")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("the task loop failed (%s); starting it again", type(exc).__name__)
+            await asyncio.sleep(1.0)
 
     async def run_until_stopped(self, stop: asyncio.Event) -> None:
         await self.start()
