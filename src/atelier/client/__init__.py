@@ -46,6 +46,23 @@ from atelier.client.models import (
     WorkflowDetail,
     WorkflowSummary,
 )
+from atelier.client.studio_base import RunWaitTimeout
+from atelier.client.studio_models import (
+    Bible,
+    Character,
+    GalleryItem,
+    GalleryPage,
+    Pipeline,
+    Project,
+    ProjectDefaults,
+    ProjectPage,
+    Reference,
+    Run,
+    RunPage,
+    SegmentStatus,
+    Step,
+    VisualStyle,
+)
 from atelier.client.sync import AtelierClient  # the CLI's older dict client
 from atelier.client.sync_client import Atelier
 
@@ -84,4 +101,20 @@ __all__ = [
     "WorkflowDetail",
     "WorkflowNotFound",
     "WorkflowSummary",
+    # the studio (projects, bible, characters, runs, gallery)
+    "Bible",
+    "Character",
+    "GalleryItem",
+    "GalleryPage",
+    "Pipeline",
+    "Project",
+    "ProjectDefaults",
+    "ProjectPage",
+    "Reference",
+    "Run",
+    "RunPage",
+    "RunWaitTimeout",
+    "SegmentStatus",
+    "Step",
+    "VisualStyle",
 ]
