@@ -22,12 +22,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from atelier import __version__, cli_sdk, logs
+from atelier import __version__, cli_sdk, cli_studio, logs
 from atelier.auth.cli import keys_app
 
 app = typer.Typer(help="Atelier: a production job API for ComfyUI.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")  # atelier keys create | list | revoke
 cli_sdk.register(app)  # atelier workflows list | show, run, download (on the SDK)
+cli_studio.register(app)  # atelier projects, generate, runs (the studio, on the SDK)
 console = Console()
 err = Console(stderr=True)
 

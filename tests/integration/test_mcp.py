@@ -146,3 +146,68 @@ async def test_stdio_subprocess_against_a_real_server(
     )
     async with Client(parameters, read_timeout_seconds=60) as client:
         await list_submit_and_see(client, image_id)
+
+
+async def test_studio_generate_and_get_run(server_factory: Any, tmp_path: Path) -> None:
+    """An assistant makes a short video in a project and follows the run to its file."""
+    from tests.workflow_support import BUILTIN_MODELS
+
+    with ThreadedFakeComfyUI(
+        root_dir=tmp_path / "comfy", name="gpu", models=BUILTIN_MODELS, step_time=0.002
+    ) as studio_fake:
+        server = await server_factory(
+            f"sqlite+aiosqlite:///{tmp_path / 'studio.db'}",
+            [f"gpu={studio_fake.url}"],
+            studio_resync_interval=0.5,
+        )
+        async with server.client() as http:
+            key = await make_key(http, "ops", "admin")
+        async with AsyncAtelier(server.url, api_key=key) as atelier:
+            defaults = {"width": 64, "height": 64, "quality": "fast_preview"}
+            project = await atelier.create_project("Moonlit", defaults=defaults)
+            await atelier.create_character(project.id, "Aiko", prompt_fragment="aiko, 1girl")
+
+        async with http_client(server.url, key) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            assert {"generate", "get_run"} <= set(tools)
+            assert {"project", "prompt", "character", "duration"} <= set(
+                tools["generate"].input_schema["properties"]
+            )
+            started = await client.call_tool(
+                "generate",
+                {
+                    "project": project.id,
+                    "prompt": "under the moon",
+                    "character": "Aiko",
+                    "duration": 6,  # over 5 s: a video by segments
+                },
+            )
+            assert not started.is_error, text_of(started)
+            run = started.structured_content
+            assert run["status"] == "running" and run["project_id"] == project.id
+            got = await client.call_tool("get_run", {"run_id": run["id"], "wait_seconds": 120})
+            assert not got.is_error, text_of(got)
+            ended = got.structured_content
+            if ended["status"] == "awaiting_review":  # a gate scored the test frames low
+                assert "approve" in ended["note"]
+                async with AsyncAtelier(server.url, api_key=key) as atelier:
+                    await atelier.approve_run(run["id"])
+                got = await client.call_tool("get_run", {"run_id": run["id"], "wait_seconds": 120})
+                ended = got.structured_content
+            assert ended["status"] == "completed", ended
+            segments = ended["segments"]
+            assert segments["total"] >= 2 and segments["completed"] == segments["total"]
+            [output] = ended["outputs"]
+            assert output["kind"] == "video" and output["filename"].endswith(".mp4")
+            now = await client.call_tool("get_run", {"run_id": run["id"]})
+            assert now.structured_content["outputs"] == ended["outputs"]
+
+            unknown_character = await client.call_tool(
+                "generate", {"project": project.id, "prompt": "x", "character": "Nobody"}
+            )
+            assert unknown_character.is_error and "Nobody" in text_of(unknown_character)
+            missing = await client.call_tool("get_run", {"run_id": "no-such-run"})
+            assert missing.is_error and "404" in text_of(missing)
+        async with AsyncAtelier(server.url, api_key=key) as atelier:
+            data = await atelier.download(output["url"])
+        assert data[4:8] == b"ftyp"  # an MP4

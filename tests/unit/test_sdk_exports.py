@@ -47,6 +47,22 @@ PUBLIC = {
     "WorkflowDetail",
     "WorkflowNotFound",
     "WorkflowSummary",
+    # the studio
+    "Bible",
+    "Character",
+    "GalleryItem",
+    "GalleryPage",
+    "Pipeline",
+    "Project",
+    "ProjectDefaults",
+    "ProjectPage",
+    "Reference",
+    "Run",
+    "RunPage",
+    "RunWaitTimeout",
+    "SegmentStatus",
+    "Step",
+    "VisualStyle",
 }
 
 
@@ -54,6 +70,7 @@ def test_exported_members_are_pinned() -> None:
     assert set(atelier.client.__all__) == PUBLIC
     exported = {name for name in dir(atelier.client) if not name.startswith("_")}
     modules = {"async_client", "base", "errors", "models", "sync", "sync_client"}
+    modules |= {"studio_async", "studio_base", "studio_models", "studio_sync"}
     assert exported - modules == PUBLIC
 
 

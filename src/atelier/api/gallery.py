@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from atelier.api.deps import BaseUrl, CallerDep, Owner
 from atelier.api.studio_deps import StudioDep
-from atelier.production.gallery import GalleryPage, ModelsList, PresetsList
+from atelier.production.gallery_views import GalleryPage, ModelsList, PresetsList
 
 router = APIRouter(prefix="/api/v1", tags=["gallery"])
 

@@ -17,10 +17,11 @@ from atelier.auth.views import KeyCreated, KeyList, KeyView
 from atelier.client import base
 from atelier.client.errors import ServerError, WaitTimeout
 from atelier.client.models import Artifact, Event, Job, JobPage
+from atelier.client.studio_async import AsyncStudioCalls
 from atelier.workflows.views import WorkflowDetail, WorkflowList, WorkflowSummary
 
 
-class AsyncAtelier:
+class AsyncAtelier(AsyncStudioCalls):
     """A client of one Atelier server, for asyncio (``async with AsyncAtelier() as c``).
 
     ``base_url`` defaults to ``ATELIER_URL`` (else http://127.0.0.1:8000) and ``api_key``

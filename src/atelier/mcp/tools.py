@@ -31,7 +31,8 @@ INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 INSTRUCTIONS = (
     "Atelier runs ComfyUI workflows as durable jobs. Call list_workflows to see what can "
     "run and each workflow's parameters, submit_workflow to start a job, wait_for_job "
-    "until it ends, and get_outputs to see its images."
+    "until it ends, and get_outputs to see its images. In a studio project, generate "
+    "makes a still or a video (by segments) and get_run follows it."
 )
 
 
@@ -171,6 +172,9 @@ def build_server(connect: Connect) -> MCPServer:
                     content.append(f"{artifact.kind} {artifact.filename}: {artifact.url}")
             return content
 
+    from atelier.mcp import studio_tools  # here: it imports this module
+
+    studio_tools.register(tool, connect)  # generate, get_run
     return server
 
 

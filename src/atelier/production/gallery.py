@@ -4,62 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING
 
 from atelier.db.studio import OutputRepository
 from atelier.dispatch import capabilities
 from atelier.errors import ArtifactNotFound, AtelierError
+from atelier.production.gallery_views import (
+    BackendModels,
+    GalleryItem,
+    GalleryPage,
+    ModelFile,
+    ModelsList,
+    PresetsList,
+)
 from atelier.production.presets import DEFAULT_PRESET, PRESETS, SCENE_TYPES
 from atelier.production.projects import decode_cursor, encode_cursor
 from atelier.workflows.describe import needs
 
 if TYPE_CHECKING:
     from atelier.runtime import Runtime
-
-
-class GalleryItem(BaseModel):
-    artifact_id: str
-    kind: str
-    content_type: str
-    width: int | None
-    height: int | None
-    url: str
-    thumbnail_url: str | None = Field(description="A small WebP; a poster frame for videos.")
-    project_id: str | None
-    character_id: str | None
-    run_id: str
-    step: str
-    published: bool
-    created_at: Any
-
-
-class GalleryPage(BaseModel):
-    items: list[GalleryItem]
-    next_cursor: str | None = None
-
-
-class ModelFile(BaseModel):
-    name: str
-    size: int | None = Field(description="Bytes, when the backend's models folder is readable.")
-
-
-class BackendModels(BaseModel):
-    backend: str
-    status: str
-    folders: dict[str, list[ModelFile]]
-    workflows: list[str] = Field(description="Workflows this backend can run as it is.")
-
-
-class ModelsList(BaseModel):
-    items: list[BackendModels]
-
-
-class PresetsList(BaseModel):
-    default: str
-    presets: dict[str, dict[str, Any]]
-    scene_types: dict[str, dict[str, Any]]
 
 
 class GalleryService:
