@@ -115,6 +115,18 @@ def server_memory(args: argparse.Namespace) -> list[tuple[str, float]]:
             for path in ("/", "/api/v1/jobs?limit=200", "/api/v1/jobs?status=completed&limit=200"):
                 httpx.get(f"{full.url}{path}", timeout=60).raise_for_status()
             rows.append((f"{args.jobs:,} finished jobs, after listing", rss_mib(full.pid)))
+            # More statuses than the read model holds (job_cache_size, 4096): it is full.
+            with sqlite3.connect(full.data_dir / "atelier.db") as db:
+                ids = [row[0] for row in db.execute("SELECT id FROM jobs LIMIT ?", (args.reads,))]
+            with httpx.Client(base_url=full.url, timeout=60) as client:
+                for job_id in ids:
+                    client.get(f"/api/v1/jobs/{job_id}").raise_for_status()
+            rows.append(
+                (
+                    f"... and after reading {len(ids):,} jobs' status (read model full)",
+                    rss_mib(full.pid),
+                )
+            )
             received = 0
             with (
                 PeakRss(full.pid) as peak,
@@ -177,3 +189,6 @@ def run(args: argparse.Namespace) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--mib", type=int, default=200)
+    parser.add_argument(
+        "--reads", type=int, default=5_000, help="distinct jobs whose status is read"
+    )

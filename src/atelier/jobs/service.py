@@ -246,10 +246,14 @@ class JobsService:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     break
+                # Events of this process wake it at once; another process (a second
+                # server on the same database) may run the job, so look again each
+                # second too.
                 try:
-                    event = await asyncio.wait_for(subscription.queue.get(), remaining)
+                    event = await asyncio.wait_for(subscription.queue.get(), min(remaining, 1.0))
                 except TimeoutError:
-                    break
+                    view = await self.get(job_id, owner=owner, base_url=base_url)
+                    continue
                 if event.type in TERMINAL or subscription.lagged:
                     view = await self.get(job_id, owner=owner, base_url=base_url)
         return view
