@@ -41,6 +41,8 @@ from atelier.events import ChangeListener, JobEvent, LocalEventBus, Subscription
 log = logging.getLogger("atelier.events")
 
 CHANNEL = "atelier_events"
+# Events that change which jobs are queued (every queued job's position may move).
+QUEUE_EVENTS = frozenset({"queued", "running", "requeued", "cancelled"})
 PAGE = 1000
 START_WINDOW = 200  # newest ids looked at for a gap when the bus starts
 KEEPALIVE = 10.0  # seconds between checks that the LISTEN connection still answers
@@ -197,6 +199,8 @@ class PostgresEventBus:
                         return True
                     self._gap = None
                     self._watermark = row.id
+                    # Another replica's change too: read models drop what they hold of it.
+                    self._fanout.jobs_changed((row.job_id,), queue=row.type in QUEUE_EVENTS)
                     self._fanout.publish(
                         JobEvent(row.id, row.job_id, row.type, row.data, row.created_at)
                     )
