@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from atelier.comfyui.client import ComfyClient
-from atelier.errors import BackendProtocolError
+from atelier.errors import BackendProtocolError, BackendUnavailable
 
 
 @pytest.fixture
@@ -46,8 +46,9 @@ async def test_unreadable_answers_are_protocol_errors(broken_backend: str) -> No
 
 
 async def test_refused_commands_are_not_ignored(broken_backend: str) -> None:
+    # A 5xx is the backend in trouble: unavailable (retryable), never silently ignored.
     async with ComfyClient(broken_backend) as client:
-        with pytest.raises(BackendProtocolError, match="POST /queue answered 500"):
+        with pytest.raises(BackendUnavailable, match="POST /queue answered 500"):
             await client.delete_pending(["p1"])
-        with pytest.raises(BackendProtocolError, match="POST /interrupt answered 500"):
+        with pytest.raises(BackendUnavailable, match="POST /interrupt answered 500"):
             await client.interrupt("p1")
