@@ -102,10 +102,14 @@ class JobRepository:
         if labels:
             await self.session.execute(insert(LABELS), labels)
 
-    async def get(self, job_id: str, *, owner: str | None = None) -> JobRow | None:
-        """The job without its graph (``job.graph`` raises): the largest column, and no
-        reader of one job needs it; the dispatcher loads it with ``dispatchable``."""
-        query = select(JobRow).where(JobRow.id == job_id).options(_NO_GRAPH)
+    async def get(
+        self, job_id: str, *, owner: str | None = None, with_graph: bool = False
+    ) -> JobRow | None:
+        """The job, without its graph unless asked (``job.graph`` raises): the largest
+        column, which only the dispatcher and a worker starting the job need."""
+        query = select(JobRow).where(JobRow.id == job_id)
+        if not with_graph:
+            query = query.options(_NO_GRAPH)
         if owner is not None:
             query = query.where(JobRow.owner == owner)
         return (await self.session.execute(query)).scalar_one_or_none()

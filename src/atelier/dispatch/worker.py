@@ -208,7 +208,7 @@ class Worker:
     async def _run_task(self, job_id: str, attempt_id: str) -> None:
         """The procrastinate task: run one attempt the scheduler assigned here."""
         async with self.ledger.unit() as unit:
-            job = await unit.jobs.get(job_id)
+            job = await unit.jobs.get(job_id, with_graph=True)
         if (
             job is None
             or job.status != JobStatus.RUNNING.value
