@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -178,20 +179,27 @@ class ReplicaProcess:
 
 async def follow_events(urls: list[str], seen: list[int], stop: asyncio.Event) -> int:
     """Follow /api/v1/events, moving to the next replica with Last-Event-ID whenever
-    the current one goes away; appends every event id to ``seen``. Returns reconnects."""
+    the current one goes away; appends every event id to ``seen``. Returns reconnects.
+    The frame's ``id:`` is the stream's cursor (what to send back as Last-Event-ID; it
+    never passes an id that may still commit); the event's own id is in its data."""
     reconnects = 0
     turn = 0
+    cursor: str | None = None
     async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
         while not stop.is_set():
             url = urls[turn % len(urls)]
-            headers = {"Last-Event-ID": str(seen[-1])} if seen else {}
+            headers = {"Last-Event-ID": cursor} if cursor else {}
             try:
                 async with client.stream("GET", f"{url}/api/v1/events", headers=headers) as answer:
                     if answer.status_code != 200:
                         raise httpx.TransportError(f"status {answer.status_code}")
                     async for line in answer.aiter_lines():
                         if line.startswith("id:"):
-                            seen.append(int(line[3:].strip()))
+                            cursor = line[3:].strip()
+                        elif line.startswith("data:"):
+                            event_id = int(json.loads(line[5:])["id"])
+                            if not seen or event_id > seen[-1]:  # a replay repeats some
+                                seen.append(event_id)
                         if stop.is_set():
                             return reconnects
             except (httpx.TransportError, httpx.RemoteProtocolError):
