@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> None:
                 http.get("/openapi.json").json(),
                 job_id=done["id"],
                 artifact_id=done["outputs"][0]["id"],
-                max_body_bytes=0,
             )
         )
         answers: list[hostile.Answer] = []

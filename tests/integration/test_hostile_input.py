@@ -48,7 +48,6 @@ async def test_every_hostile_probe_is_refused_and_changes_nothing(served: Any) -
             openapi,
             job_id=done["id"],
             artifact_id=done["outputs"][0]["id"],
-            max_body_bytes=server.settings.max_body_bytes,
         )
     )
 

@@ -158,9 +158,7 @@ def job_bodies() -> Iterator[tuple[str, bytes]]:
     )
 
 
-def probes(
-    openapi: JsonDict, *, job_id: str, artifact_id: str, max_body_bytes: int
-) -> Iterator[Probe]:
+def probes(openapi: JsonDict, *, job_id: str, artifact_id: str) -> Iterator[Probe]:
     """Every probe for a server whose OpenAPI document is ``openapi``."""
     json_type = {"content-type": "application/json"}
     for path, operations in openapi.get("paths", {}).items():
@@ -243,7 +241,6 @@ def probes(
         {**json_type, "transfer-encoding": "chunked"},
         b"[" * (50 * 1024 * 1024),
     )
-    del max_body_bytes  # the server's own limit decides; the probes exceed any sane one
 
 
 @dataclass
