@@ -8,6 +8,7 @@ with a clear reason, except on CI (CI=true), where that is an error.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import uuid
@@ -180,3 +181,11 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[Any]:
     for server in started:
         if not server.task.done():
             await server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """A resource a test leaves open is collected (and reported) in that test's teardown,
+    not in whichever test the garbage collector happens to run during."""
+    yield
+    gc.collect()

@@ -62,11 +62,14 @@ class CuttingProxy:
                         return  # cut: close both sides mid-stream
 
         pumps = [asyncio.create_task(client_to_server()), asyncio.create_task(server_to_client())]
-        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        for pump in pumps:
-            pump.cancel()
-        writer.close()
-        upstream_writer.close()
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the proxy shuts down mid-stream: no socket is left to the GC
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            writer.close()
+            upstream_writer.close()
 
 
 class ProxyThread:
@@ -86,8 +89,11 @@ class ProxyThread:
     def __exit__(self, *exc: object) -> None:
         async def close() -> None:
             self._server.close()
-            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # their finally blocks run
+            await asyncio.sleep(0)  # the transports' close callbacks run before the loop stops
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
