@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from atelier.dispatch.capabilities import backend_models, graph_models, model_folder
+from atelier.comfyui.capabilities import backend_models, graph_models, model_folder
 from atelier.errors import ValidationFailed, WorkflowInvalid
 from atelier.workflows import graphops, manifest
 from atelier.workflows.params import build_specs, json_schema, validate

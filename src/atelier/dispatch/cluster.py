@@ -28,6 +28,7 @@ import asyncpg
 import procrastinate
 
 from atelier import events
+from atelier.comfyui import capabilities
 from atelier.db.notify import PostgresEventBus, asyncpg_dsn
 from atelier.db.tables import JobRow, utcnow
 from atelier.db.workers import (
@@ -36,7 +37,7 @@ from atelier.db.workers import (
     procrastinate_schema_missing,
     take_scheduler_lock,
 )
-from atelier.dispatch import capabilities, policy
+from atelier.dispatch import policy
 from atelier.dispatch.ledger import JobLedger
 from atelier.settings import Settings
 

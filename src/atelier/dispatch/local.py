@@ -13,8 +13,9 @@ import contextlib
 import logging
 from typing import Any
 
+from atelier.comfyui import capabilities
 from atelier.db.tables import JobRow, JobStatus, utcnow
-from atelier.dispatch import capabilities, policy
+from atelier.dispatch import policy
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.runner import Attempt, JobRunner

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atelier.comfyui import capabilities
 from atelier.db.studio import OutputRepository
-from atelier.dispatch import capabilities
 from atelier.errors import ArtifactNotFound, AtelierError
 from atelier.production.gallery_views import (
     BackendModels,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from atelier.dispatch import capabilities
+from atelier.comfyui import capabilities
 from atelier.dispatch.backends import Backend
 from atelier.workflows import models
 from atelier.workflows.manifest import Template

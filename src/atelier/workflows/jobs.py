@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from atelier.comfyui import capabilities
 from atelier.db.tables import ArtifactRow
-from atelier.dispatch import capabilities
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.inputs import MARKER, references
 from atelier.dispatch.ledger import JobLedger

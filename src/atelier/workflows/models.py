@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from atelier.dispatch.capabilities import backend_models, model_folder
+from atelier.comfyui.capabilities import backend_models, model_folder
 from atelier.errors import CapabilityMissing
 from atelier.workflows.manifest import Template
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from atelier.dispatch.capabilities import MODEL_INPUTS, model_folder
+from atelier.comfyui.capabilities import MODEL_INPUTS, model_folder
 from atelier.errors import ValidationFailed
 from atelier.workflows.manifest import MEDIA_INPUTS, ParamDecl, Template
 from atelier.workflows.schemas import InputSpec, merged_spec

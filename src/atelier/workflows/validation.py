@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from atelier.dispatch.capabilities import model_folder
+from atelier.comfyui.capabilities import model_folder
 from atelier.errors import GraphInvalid
 
 Problem = dict[str, Any]
