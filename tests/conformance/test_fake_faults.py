@@ -19,7 +19,7 @@ async def test_errors_answer_500_until_switched_off_and_fake_routes_stay_reachab
     comfy: FakeComfyUI, http: httpx.AsyncClient
 ) -> None:
     state = await http.post("/fake/fault", json={"errors": True, "for_seconds": 0.5})
-    assert state.json() == {"hang": False, "errors": True, "view_delay": 0.0}
+    assert state.json() == {"hang": False, "errors": True, "page": 0, "view_delay": 0.0}
     trouble = await http.get("/queue")
     assert trouble.status_code == 500
     assert "Server got itself in trouble" in trouble.text

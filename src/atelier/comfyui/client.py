@@ -84,16 +84,19 @@ class ComfyClient:
         return data
 
     async def models(self, folder: str) -> list[str]:
+        """The files of one model folder; [] for a folder this ComfyUI does not know (404)."""
         response = await self._request("GET", f"/models/{folder}")
         if response.status_code == 404:
             return []
         if response.status_code != 200:
-            raise BackendProtocolError(f"/models/{folder} answered {response.status_code}")
+            raise BackendProtocolError(f"GET /models/{folder} answered {response.status_code}")
         try:
             data = response.json()
         except ValueError as exc:
-            raise BackendProtocolError(f"/models/{folder} answered non-JSON") from exc
-        return [str(x) for x in data] if isinstance(data, list) else []
+            raise BackendProtocolError(f"GET /models/{folder} answered non-JSON") from exc
+        if not isinstance(data, list):
+            raise BackendProtocolError(f"GET /models/{folder} is not a list")
+        return [str(x) for x in data]
 
     # Prompts and queue
 

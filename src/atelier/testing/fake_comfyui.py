@@ -41,6 +41,8 @@ T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _TROUBLE_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
+# What a login page or a proxy in front of the wrong service answers (the "page" fault).
+_PAGE_HTML = "<!doctype html><html><body><h1>Sign in</h1></body></html>"
 # Exceptions that make ComfyUI's handlers crash on malformed bodies (bad JSON, wrong shapes).
 _HANDLER_CRASHES = (
     ServerTrouble,
@@ -518,6 +520,8 @@ class FakeComfyUI:
     ) -> web.StreamResponse:
         if self.faults.errors and not _is_fake_control(request):
             return web.Response(status=500, text=_TROUBLE_TEXT)
+        if self.faults.page and not _is_fake_control(request):
+            return web.Response(status=self.faults.page, text=_PAGE_HTML, content_type="text/html")
         return await handler(request)
 
     @web.middleware

@@ -5,6 +5,8 @@ execution log.
 
     {"hang": true}            freeze like a stopped process (requests wait, nothing runs)
     {"errors": true}          answer every ComfyUI route with a 500, as a broken server does
+    {"page": 403}             answer every ComfyUI route with this status and an HTML page, as a
+                              login page or a proxy in front of the wrong thing does (0: off)
     {"view_delay": 2.5}       wait this long before answering each GET /view
     {"drop_websockets": true} close every WebSocket from the server side, once
     {"for_seconds": 5}        undo what this request switched on after that long
@@ -38,6 +40,7 @@ class FaultRequest(BaseModel):
 
     hang: bool | None = None
     errors: bool | None = None
+    page: int | None = Field(None, ge=0, le=599)
     view_delay: float | None = Field(None, ge=0, le=3600)
     drop_websockets: bool = False
     for_seconds: float | None = Field(None, gt=0, le=3600)
@@ -60,11 +63,17 @@ class FaultSwitches:
     def __init__(self, host: FaultHost, view_delay: float = 0.0) -> None:
         self._host = host
         self.errors = False
+        self.page = 0  # 0: off; else the status of the HTML page every ComfyUI route answers
         self.view_delay = view_delay
         self._reverts: set[asyncio.Task[None]] = set()
 
     def state(self) -> dict[str, Any]:
-        return {"hang": self._host.hung, "errors": self.errors, "view_delay": self.view_delay}
+        return {
+            "hang": self._host.hung,
+            "errors": self.errors,
+            "page": self.page,
+            "view_delay": self.view_delay,
+        }
 
     async def apply(self, request: FaultRequest) -> dict[str, Any]:
         before = self.state()
@@ -72,6 +81,8 @@ class FaultSwitches:
             self._host.hang() if request.hang else self._host.unhang()
         if request.errors is not None:
             self.errors = request.errors
+        if request.page is not None:
+            self.page = request.page
         if request.view_delay is not None:
             self.view_delay = request.view_delay
         if request.drop_websockets:
@@ -91,6 +102,7 @@ class FaultSwitches:
             FaultRequest(
                 hang=previous.get("hang"),
                 errors=previous.get("errors"),
+                page=previous.get("page"),
                 view_delay=previous.get("view_delay"),
             )
         )
