@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 
 from atelier.db.database import Database
-from atelier.db.tables import ArtifactRow, JobRow, JobStatus, utcnow
+from atelier.db.tables import ArtifactRow, JobRow, utcnow
 from atelier.dispatch.ledger import JobLedger
 from atelier.events import LocalEventBus
+from atelier.job_state import JobStatus
 
 
 @pytest.fixture

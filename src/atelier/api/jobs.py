@@ -19,6 +19,7 @@ from atelier.api.deps import (
 from atelier.api.idempotency import IdempotencyKey, idempotent
 from atelier.api.security import authenticate
 from atelier.errors import InvalidRequest, JobNotFound
+from atelier.job_state import TERMINAL, JobStatus
 from atelier.jobs import lookup
 from atelier.jobs.service import JobsService
 from atelier.jobs.views import JobCreate, JobPage, JobView
@@ -81,7 +82,7 @@ async def accept(
     if wait:
         job = await jobs.wait(job.id, wait, owner=owner, base_url=base_url)
         response.headers["Preference-Applied"] = f"wait={wait:g}"
-        if job.status in ("completed", "failed", "cancelled"):
+        if job.status in TERMINAL:
             response.status_code = status.HTTP_200_OK
     notes = []
     if asked > wait:
@@ -98,7 +99,7 @@ def _with_warnings(
     """Say in the answer what the log would otherwise be alone to say: a queued job no
     backend can take now, a wait that was cut short (docs/OPERATIONS.md)."""
     warnings = list(notes or [])
-    if job.status == "queued":
+    if job.status == JobStatus.QUEUED:
         warnings.extend(health.capacity_warnings(runtime))
     if warnings:
         response.headers["Atelier-Warning"] = "; ".join(warnings)
@@ -126,9 +127,8 @@ async def list_jobs(
 ) -> JobPage:
     """Newest first, a page at a time: pass `next_cursor` back as `cursor`."""
     statuses = [s.strip() for item in status_filter or [] for s in item.split(",") if s.strip()]
-    allowed = {"queued", "running", "completed", "failed", "cancelled"}
     for item in statuses:
-        if item not in allowed:
+        if item not in {s.value for s in JobStatus}:
             raise InvalidRequest(f"unknown status {item!r}", field="status")
     labels: dict[str, str] = {}
     for item in label or []:

@@ -24,8 +24,8 @@ from limits.errors import StorageError
 from atelier.auth.caller import Caller
 from atelier.db.database import Database
 from atelier.db.security import UsageRepository
-from atelier.db.tables import JobStatus
 from atelier.errors import QuotaExceeded, RateLimited
+from atelier.job_state import JobStatus
 from atelier.settings import Settings
 
 QUOTA_RETRY_AFTER = 30  # seconds: a hint; queues drain at the speed of the GPUs

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atelier.db.tables import AttemptRow, JobRow, JobStatus, WebhookDeliveryRow
+from atelier.db.tables import AttemptRow, JobRow, WebhookDeliveryRow
+from atelier.job_state import JobStatus
 
 
 class OperationsRepository:
@@ -28,9 +29,10 @@ class OperationsRepository:
             counts[str(status)] = int(count)
         return counts
 
-    async def job_of_prompt(self, prompt_id: str) -> str | None:
-        """The job whose attempt had this ComfyUI prompt_id (any attempt, not just the last)."""
-        query = select(AttemptRow.job_id).where(AttemptRow.id == prompt_id)
+    async def job_of_attempt(self, attempt_id: str) -> str | None:
+        """The job of this attempt id, which is a ComfyUI prompt_id (any attempt, not just
+        the last)."""
+        query = select(AttemptRow.job_id).where(AttemptRow.id == attempt_id)
         job_id: str | None = (await self.session.execute(query)).scalar()
         return job_id
 

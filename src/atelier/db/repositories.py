@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,9 +29,9 @@ from atelier.db.tables import (
     EventRow,
     JobLabelRow,
     JobRow,
-    JobStatus,
     utcnow,
 )
+from atelier.job_state import AttemptStatus, JobStatus, Transition
 
 JOBS: Table = JobRow.__table__  # type: ignore[assignment]
 EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
@@ -114,12 +114,12 @@ class JobRepository:
             query = query.where(JobRow.owner == owner)
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def by_prompt_id(self, prompt_id: str, *, owner: str | None = None) -> JobRow | None:
-        """The job one of whose attempts had this ComfyUI prompt id."""
+    async def by_attempt_id(self, attempt_id: str, *, owner: str | None = None) -> JobRow | None:
+        """The job one of whose attempts had this id (its ComfyUI prompt id)."""
         query = (
             select(JobRow)
             .join(AttemptRow, AttemptRow.job_id == JobRow.id)
-            .where(AttemptRow.id == prompt_id)
+            .where(AttemptRow.id == attempt_id)
         )
         if owner is not None:
             query = query.where(JobRow.owner == owner)
@@ -188,26 +188,30 @@ class JobRepository:
     async def transition(
         self,
         job_id: str,
-        allowed: Iterable[JobStatus],
+        move: Transition,
         *,
-        attempt_id: str | None = None,
+        if_attempt: str | None = None,
         **values: Any,
     ) -> bool:
-        """Change a job only if its status is one of ``allowed``; True if it changed.
+        """Apply one of atelier.job_state's transitions: change the job only if its status
+        is one of the move's sources; True if it changed.
 
-        Every state change goes through here, so a late event or a second replica can
-        never move a job out of a terminal state. With ``attempt_id``, only the runner of
-        the job's current attempt can change it: a stale runner of a requeued job cannot.
+        Every state change goes through here (the ledger calls it), so a late event or a
+        second replica can never move a job out of a terminal state. With ``if_attempt``,
+        only the runner of the job's current attempt can change it: a stale runner of a
+        requeued job cannot.
         """
+        if move.changes_status:
+            values["status"] = move.target
         values.setdefault("updated_at", utcnow())
         # A Core UPDATE on the table: this runs for every progress tick, and the ORM's
         # bookkeeping for a bulk update costs more than the statement itself.
         table = JOBS
         query = update(table).where(
-            table.c.id == job_id, table.c.status.in_([s.value for s in allowed])
+            table.c.id == job_id, table.c.status.in_([s.value for s in move.sources])
         )
-        if attempt_id is not None:
-            query = query.where(table.c.prompt_id == attempt_id)
+        if if_attempt is not None:
+            query = query.where(table.c.attempt_id == if_attempt)
         result = await self.session.execute(query.values(**values))
         changed = bool(result.rowcount)  # type: ignore[attr-defined]
         if changed:
@@ -274,7 +278,7 @@ class JobRepository:
         return found
 
     async def finish_attempt(
-        self, attempt_id: str, status: str, error: dict[str, Any] | None = None
+        self, attempt_id: str, status: AttemptStatus, error: dict[str, Any] | None = None
     ) -> None:
         result = await self.session.execute(
             update(AttemptRow)

@@ -16,8 +16,8 @@ from atelier.db.tables import (
     AuditRow,
     IdempotencyRow,
     JobRow,
-    JobStatus,
 )
+from atelier.job_state import JobStatus
 
 
 class KeyRepository:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,21 +20,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -84,7 +68,11 @@ class JobRow(Base):
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     backend: Mapped[str | None] = mapped_column(String(255), default=None)
-    prompt_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The current attempt's id (ComfyUI's prompt_id, atelier/job_state.py): the column
+    # keeps the name it was created with.
+    attempt_id: Mapped[str | None] = mapped_column(
+        "prompt_id", String(64), key="attempt_id", default=None
+    )
     checkpoint: Mapped[str | None] = mapped_column(String(255), default=None)
     vram_required: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -124,7 +112,7 @@ class JobLabelRow(Base):
 
 
 class AttemptRow(Base):
-    """One run of a job on one backend; its id is the ComfyUI prompt_id."""
+    """One run of a job on one backend; its id is the attempt id (ComfyUI's prompt_id)."""
 
     __tablename__ = "job_attempts"
 

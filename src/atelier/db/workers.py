@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from atelier.db.tables import Base, JobRow, JobStatus, UtcDateTime
+from atelier.db.tables import Base, JobRow, UtcDateTime
+from atelier.job_state import JobStatus
 
 SCHEDULER_LOCK = 74202  # pg_advisory_lock key held by the one scheduler of a cluster
 SCHEMA_LOCK = 74203  # taken while procrastinate's schema is installed
@@ -93,13 +94,13 @@ class WorkerRepository:
 
     async def running_elsewhere(self, alive: list[str]) -> list[tuple[str, str | None, str]]:
         """(job id, backend, attempt id) of running jobs on no live worker."""
-        query = select(JobRow.id, JobRow.backend, JobRow.prompt_id).where(
+        query = select(JobRow.id, JobRow.backend, JobRow.attempt_id).where(
             JobRow.status == JobStatus.RUNNING.value
         )
         if alive:
             query = query.where(JobRow.backend.not_in(alive) | JobRow.backend.is_(None))
         rows = await self.session.execute(query)
-        return [(job_id, backend, prompt_id or "") for job_id, backend, prompt_id in rows]
+        return [(job_id, backend, attempt_id or "") for job_id, backend, attempt_id in rows]
 
     async def running_on(self, backend: str) -> list[JobRow]:
         query = select(JobRow).where(

@@ -1,12 +1,9 @@
 """Every change of a job's state, each one a conditional UPDATE plus its event.
 
-The dispatcher, the runners and the jobs service all change jobs through here, so the
-rules of the state machine live in one place:
-
-    queued -> running -> completed | failed | cancelled
-    queued <- running          (backend lost: attempt + 1 at the next claim)
-    queued -> cancelled        (cancel while queued)
-    failed | cancelled -> queued  (retry)
+The dispatcher, the runners, the workers and the jobs service all change jobs through
+here, and here applies only the named transitions of ``atelier.job_state`` (where the
+state machine is drawn): claim, start, progress, move, complete, fail, cancel,
+request_cancel, requeue and retry.
 """
 
 from __future__ import annotations
@@ -21,10 +18,28 @@ from typing import Any
 
 from atelier import events
 from atelier.db.database import Database
-from atelier.db.tables import ArtifactRow, AttemptRow, JobStatus, utcnow
+from atelier.db.tables import ArtifactRow, AttemptRow, utcnow
 from atelier.db.unit import UnitOfWork, unit_of_work
 from atelier.dispatch.outputs import CollectedOutput
+from atelier.errors import JobNotFound, JobStateConflict
 from atelier.events import EventBus
+from atelier.job_state import (
+    CANCEL_QUEUED,
+    CANCEL_RUNNING,
+    CLAIM,
+    COMPLETE,
+    FAIL,
+    FAIL_UNRUN,
+    MOVE,
+    PROGRESS,
+    REQUEST_CANCEL,
+    REQUEUE,
+    RETRY,
+    START,
+    AttemptStatus,
+    JobStatus,
+    Transition,
+)
 
 Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 log = logging.getLogger("atelier.ledger")
@@ -58,10 +73,9 @@ class JobLedger:
         async with self.unit() as unit:
             claimed = await unit.jobs.transition(
                 job_id,
-                [Q],
-                status=R,
+                CLAIM,
                 backend=backend,
-                prompt_id=attempt_id,
+                attempt_id=attempt_id,
                 attempt=attempt,
                 started_at=now,
                 progress=0.0,
@@ -119,13 +133,13 @@ class JobLedger:
         latest = {job_id: (attempt_id, snapshot) for job_id, attempt_id, snapshot in batch}
         async with self.unit() as unit:
             for job_id, (attempt_id, at) in started.items():
-                await unit.jobs.transition(job_id, [R], attempt_id=attempt_id, started_at=at)
+                await unit.jobs.transition(job_id, START, if_attempt=attempt_id, started_at=at)
             current: set[str] = set()
             for job_id, (attempt_id, snapshot) in latest.items():
                 if await unit.jobs.transition(
                     job_id,
-                    [R],
-                    attempt_id=attempt_id,
+                    PROGRESS,
+                    if_attempt=attempt_id,
                     progress=snapshot["progress"],
                     current_node=snapshot.get("node"),
                     current_node_type=snapshot.get("node_type"),
@@ -147,9 +161,8 @@ class JobLedger:
         async with self.unit() as unit:
             changed = await unit.jobs.transition(
                 job_id,
-                [R],
-                attempt_id=attempt_id,
-                status=JobStatus.COMPLETED,
+                COMPLETE,
+                if_attempt=attempt_id,
                 progress=1.0,
                 current_node=None,
                 current_node_type=None,
@@ -160,7 +173,7 @@ class JobLedger:
             )
             if not changed:
                 return False
-            await unit.jobs.finish_attempt(attempt_id, "completed")
+            await unit.jobs.finish_attempt(attempt_id, AttemptStatus.COMPLETED)
             for output in outputs:
                 artifact = _artifact_row(job_id, owner, output)
                 await unit.artifacts.add(artifact)
@@ -187,16 +200,15 @@ class JobLedger:
         async with self.unit() as unit:
             changed = await unit.jobs.transition(
                 job_id,
-                [R] if attempt_id else [Q, R],
-                attempt_id=attempt_id,
-                status=JobStatus.FAILED,
+                FAIL if attempt_id else FAIL_UNRUN,
+                if_attempt=attempt_id,
                 error=error,
                 finished_at=utcnow(),
             )
             if changed:
                 if attempt_id:
-                    await unit.jobs.finish_attempt(attempt_id, "failed", error)
-                await unit.emit(job_id, events.FAILED, {"status": "failed", "error": error})
+                    await unit.jobs.finish_attempt(attempt_id, AttemptStatus.FAILED, error)
+                await unit.emit(job_id, events.FAILED, {"status": FAIL.target, "error": error})
         return bool(changed)
 
     async def cancelled(self, job_id: str, attempt_id: str | None) -> bool:
@@ -205,70 +217,92 @@ class JobLedger:
         async with self.unit() as unit:
             changed = await unit.jobs.transition(
                 job_id,
-                [R] if attempt_id else [Q],
-                attempt_id=attempt_id,
-                status=JobStatus.CANCELLED,
+                CANCEL_RUNNING if attempt_id else CANCEL_QUEUED,
+                if_attempt=attempt_id,
                 finished_at=utcnow(),
                 current_node=None,
                 current_node_type=None,
             )
             if changed:
                 if attempt_id:
-                    await unit.jobs.finish_attempt(attempt_id, "cancelled")
-                await unit.emit(job_id, events.CANCELLED, {"status": "cancelled"})
+                    await unit.jobs.finish_attempt(attempt_id, AttemptStatus.CANCELLED)
+                await unit.emit(job_id, events.CANCELLED, {"status": CANCEL_QUEUED.target})
         return bool(changed)
 
-    async def requeue(self, job_id: str, attempt_id: str, reason: str, *, max_attempts: int) -> str:
+    async def request_cancel(self, job_id: str, *, owner: str | None) -> bool:
+        """A client's cancel: a queued job is cancelled at once (False); a running one gets
+        the durable cancel flag that its runner, on any replica or worker, acts on (True:
+        tell the dispatcher). Finished jobs conflict; a cancelled one stays cancelled."""
+        async with self.unit() as unit:
+            job = await unit.jobs.get(job_id, owner=owner)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+            raise JobStateConflict(f"job {job_id} is already {job.status}")
+        if await self.cancelled(job_id, None):
+            return False
+        async with self.unit() as unit:
+            # Running (or claimed a moment ago).
+            if await unit.jobs.transition(job_id, REQUEST_CANCEL, cancel_requested=True):
+                await unit.emit(job_id, events.CANCEL_REQUESTED, {"status": R.value})
+        return True
+
+    async def retry(self, job_id: str, *, owner: str | None) -> None:
+        """failed | cancelled -> queued, as it was submitted (the attempt count goes on)."""
+        async with self.unit() as unit:
+            job = await unit.jobs.get(job_id, owner=owner)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            retried = await unit.jobs.transition(
+                job_id,
+                RETRY,
+                cancel_requested=False,
+                error=None,
+                finished_at=None,
+                queued_at=utcnow(),
+                **_NO_ATTEMPT,
+            )
+            if not retried:
+                raise JobStateConflict(
+                    f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried"
+                )
+            await unit.emit(job_id, events.QUEUED, {"status": RETRY.target, "retry": True})
+
+    async def requeue(
+        self, job_id: str, attempt_id: str, reason: str, *, max_attempts: int
+    ) -> JobStatus | None:
         """The attempt was lost with its backend: queue the job again, or fail it once it
-        has lost ``max_attempts`` backends. Returns the job's new status."""
+        has lost ``max_attempts`` backends. Returns the job's new status (None: deleted)."""
         await self.flush_progress()
         error = {"type": "backend_lost", "message": reason, "retryable": True}
         async with self.unit() as unit:
             job = await unit.jobs.get(job_id)
-            if job is None or job.prompt_id != attempt_id or job.status != R:
-                return job.status if job else "deleted"
-            await unit.jobs.finish_attempt(attempt_id, "lost", error)
+            if job is None:
+                return None
+            if job.attempt_id != attempt_id or job.status != R:
+                return JobStatus(job.status)
+            await unit.jobs.finish_attempt(attempt_id, AttemptStatus.LOST, error)
             if job.cancel_requested:
-                await _to(unit, job_id, attempt_id, JobStatus.CANCELLED, {"status": "cancelled"})
-                return JobStatus.CANCELLED.value
+                await _end(unit, job_id, attempt_id, CANCEL_RUNNING, {})
+                return CANCEL_RUNNING.target
             # Retries and moves are not losses: count only the attempts that were lost.
-            lost = sum(a.status == "lost" for a in await unit.jobs.attempts(job_id))
+            attempts = await unit.jobs.attempts(job_id)
+            lost = sum(a.status == AttemptStatus.LOST for a in attempts)
             if lost >= max_attempts:
                 error = {
                     **error,
                     "message": f"{reason} (gave up after {lost} lost attempts)",
                     "retryable": False,
                 }
-                await _to(
-                    unit,
-                    job_id,
-                    attempt_id,
-                    JobStatus.FAILED,
-                    {"status": "failed", "error": error},
-                    error=error,
-                )
-                return JobStatus.FAILED.value
-            await unit.jobs.transition(
-                job_id,
-                [R],
-                attempt_id=attempt_id,
-                status=Q,
-                backend=None,
-                prompt_id=None,
-                progress=0.0,
-                current_node=None,
-                current_node_type=None,
-                step=None,
-                max_steps=None,
-                stage=None,
-                eta_seconds=None,
-            )
+                await _end(unit, job_id, attempt_id, FAIL, {"error": error}, error=error)
+                return FAIL.target
+            await unit.jobs.transition(job_id, REQUEUE, if_attempt=attempt_id, **_NO_ATTEMPT)
             await unit.emit(
                 job_id,
                 events.REQUEUED,
-                {"status": Q.value, "reason": reason, "attempt": job.attempt},
+                {"status": REQUEUE.target, "reason": reason, "attempt": job.attempt},
             )
-        return Q.value
+        return REQUEUE.target
 
     async def execution_started(self, job_id: str, attempt_id: str) -> None:
         """ComfyUI began executing (the prompt may have waited in its queue, pipelined).
@@ -288,16 +322,16 @@ class JobLedger:
                 return None
             moved = await unit.jobs.transition(
                 job_id,
-                [R],
-                attempt_id=attempt_id,
+                MOVE,
+                if_attempt=attempt_id,
                 backend=backend,
-                prompt_id=new_attempt,
+                attempt_id=new_attempt,
                 attempt=job.attempt + 1,
                 started_at=now,
             )
             if not moved:
                 return None
-            await unit.jobs.finish_attempt(attempt_id, "moved")
+            await unit.jobs.finish_attempt(attempt_id, AttemptStatus.MOVED)
             await _open_attempt(
                 unit, job_id, new_attempt, job.attempt + 1, backend, now, moved=True
             )
@@ -309,18 +343,31 @@ class JobLedger:
         return bool(job is None or job.cancel_requested or job.status != R)
 
 
-async def _to(
+# A job without a current attempt: queued again, its last run's traces cleared.
+_NO_ATTEMPT: dict[str, Any] = {
+    "backend": None,
+    "attempt_id": None,
+    "progress": 0.0,
+    "current_node": None,
+    "current_node_type": None,
+    "step": None,
+    "max_steps": None,
+    "stage": None,
+    "eta_seconds": None,
+}
+
+
+async def _end(
     unit: UnitOfWork,
     job_id: str,
     attempt_id: str,
-    status: JobStatus,
+    move: Transition,
     data: dict[str, Any],
     **values: Any,
 ) -> None:
-    await unit.jobs.transition(
-        job_id, [R], attempt_id=attempt_id, status=status, finished_at=utcnow(), **values
-    )
-    await unit.emit(job_id, status.value, data)
+    """A running job ends (``move`` leads to a terminal status); its event says so."""
+    await unit.jobs.transition(job_id, move, if_attempt=attempt_id, finished_at=utcnow(), **values)
+    await unit.emit(job_id, move.target.value, {"status": move.target.value, **data})
 
 
 async def _open_attempt(
@@ -339,7 +386,7 @@ async def _open_attempt(
             job_id=job_id,
             number=number,
             backend=backend,
-            status="running",
+            status=AttemptStatus.RUNNING,
             started_at=now,
         )
     )

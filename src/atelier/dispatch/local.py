@@ -14,11 +14,12 @@ import logging
 from typing import Any
 
 from atelier.comfyui import capabilities
-from atelier.db.tables import JobRow, JobStatus, utcnow
+from atelier.db.tables import JobRow, utcnow
 from atelier.dispatch import policy
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.runner import Attempt, JobRunner
+from atelier.job_state import JobStatus
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
 
@@ -94,16 +95,16 @@ class LocalDispatcher:
             running = await unit.jobs.with_status(JobStatus.RUNNING)
         for job in running:
             backend = self.pool.get(job.backend)
-            if backend is None or job.prompt_id is None:
+            if backend is None or job.attempt_id is None:
                 await self.ledger.requeue(
                     job.id,
-                    job.prompt_id or "",
+                    job.attempt_id or "",
                     f"backend {job.backend!r} is no longer configured",
                     max_attempts=self.settings.max_attempts,
                 )
                 continue
             log.info("re-attaching to job %s on %s", job.id, backend.name)
-            self._start_runner(job, job.prompt_id, job.attempt, reattach=True)
+            self._start_runner(job, job.attempt_id, job.attempt, reattach=True)
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():

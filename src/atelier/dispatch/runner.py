@@ -39,6 +39,7 @@ from atelier.errors import (
     BackendUnavailable,
     PromptRejected,
 )
+from atelier.job_state import JobStatus
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
 
@@ -361,7 +362,7 @@ class JobRunner:
             lost.reason,
             max_attempts=self.settings.max_attempts,
         )
-        if status == "queued" and lost.backend_down:
+        if status == JobStatus.QUEUED and lost.backend_down:
             # If the backend comes back, it must not run this attempt as well.
             with contextlib.suppress(TimeoutError, BackendError):
                 await asyncio.wait_for(self._send_cancel(), timeout=1.0)

@@ -20,7 +20,7 @@ from typing import Any
 from atelier import events
 from atelier.db.database import Database
 from atelier.db.notify import PostgresEventBus
-from atelier.db.tables import JobStatus, utcnow
+from atelier.db.tables import utcnow
 from atelier.db.workers import WorkerRepository
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.cluster import (
@@ -32,6 +32,7 @@ from atelier.dispatch.cluster import (
 )
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.runner import Attempt, JobRunner
+from atelier.job_state import JobStatus
 from atelier.settings import Settings
 from atelier.storage import ArtifactStore, build_store
 
@@ -190,11 +191,11 @@ class Worker:
         for job in jobs:
             if not at_start and (job.started_at is None or job.started_at > settled):
                 continue
-            if job.id not in self.runners and job.prompt_id is not None:
-                log.info("re-attaching to job %s (prompt %s)", job.id, job.prompt_id)
+            if job.id not in self.runners and job.attempt_id is not None:
+                log.info("re-attaching to job %s (prompt %s)", job.id, job.attempt_id)
                 self._start(
                     job.id,
-                    job.prompt_id,
+                    job.attempt_id,
                     job.attempt,
                     job.graph,
                     job.owner,
@@ -212,7 +213,7 @@ class Worker:
         if (
             job is None
             or job.status != JobStatus.RUNNING.value
-            or job.prompt_id != attempt_id
+            or job.attempt_id != attempt_id
             or job.backend != self.name
         ):
             return  # the attempt moved on (lease ran out, cancelled) before it got here

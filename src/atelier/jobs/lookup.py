@@ -17,7 +17,7 @@ async def get_job(jobs: JobsService, job_id: str, *, owner: str | None, base_url
         return await jobs.get(job_id, owner=owner, base_url=base_url)
     except JobNotFound:
         async with jobs.ledger.database.transaction() as session:
-            found = await OperationsRepository(session).job_of_prompt(job_id)
+            found = await OperationsRepository(session).job_of_attempt(job_id)
         if found is None:
             raise
         return await jobs.get(found, owner=owner, base_url=base_url)

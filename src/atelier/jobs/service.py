@@ -13,13 +13,14 @@ from typing import Protocol
 from pydantic_core import to_json
 
 from atelier import events
-from atelier.db.tables import ArtifactRow, AttemptRow, JobRow, JobStatus, utcnow
+from atelier.db.tables import ArtifactRow, AttemptRow, JobRow, utcnow
 from atelier.db.unit import UnitOfWork
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.base import Dispatcher
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.progress import checkpoint_of
 from atelier.errors import ArtifactNotFound, InvalidRequest, JobNotFound, JobStateConflict
+from atelier.job_state import TERMINAL, JobStatus
 from atelier.jobs.readmodel import JobReadModel, StatusDocument
 from atelier.jobs.views import (
     ArtifactView,
@@ -34,8 +35,6 @@ from atelier.jobs.views import (
 from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
 from atelier.workflows.jobs import WorkflowJobs
-
-TERMINAL = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
 
 
 class SubmitExtension(Protocol):
@@ -90,7 +89,7 @@ class JobsService:
         now = utcnow()
         job = JobRow(
             id=job_id,
-            status=JobStatus.QUEUED.value,
+            status=JobStatus.QUEUED,
             priority=request.priority,
             graph=graph,
             user_metadata=request.metadata,
@@ -112,7 +111,9 @@ class JobsService:
             await unit.jobs.add(job)
             for artifact in prepared.inputs:
                 await unit.artifacts.add(artifact)
-            await unit.emit(job.id, events.QUEUED, {"status": "queued", "priority": job.priority})
+            await unit.emit(
+                job.id, events.QUEUED, {"status": JobStatus.QUEUED.value, "priority": job.priority}
+            )
             for extension in self.submit_extensions:
                 await extension.store(unit, job, request)
             # A new job has no attempts or outputs yet: no need to ask the database.
@@ -125,7 +126,7 @@ class JobsService:
         async with self.ledger.unit() as unit:
             job = await unit.jobs.get(job_id, owner=owner)
             if job is None:
-                job = await unit.jobs.by_prompt_id(job_id, owner=owner)
+                job = await unit.jobs.by_attempt_id(job_id, owner=owner)
             if job is None:
                 raise JobNotFound(f"no job {job_id!r}")
             return await self._view(unit, job, base_url)
@@ -139,7 +140,7 @@ class JobsService:
                 if job is None:
                     raise JobNotFound(f"no job {job_id!r}")
                 view = await self._view(unit, job, base_url)
-            return StatusDocument(to_json(view), job.owner, view.status == "queued")
+            return StatusDocument(to_json(view), job.owner, view.status == JobStatus.QUEUED)
 
         document = await self.read_model.read(job_id, base_url, load)
         if owner is not None and document.owner != owner:
@@ -164,7 +165,9 @@ class JobsService:
             page, more = rows[:limit], len(rows) > limit
             attempts = await unit.jobs.attempts_for([j.id for j in page])
             outputs = await unit.artifacts.for_jobs([j.id for j in page])
-            positions = await unit.jobs.queue_positions([j for j in page if j.status == "queued"])
+            positions = await unit.jobs.queue_positions(
+                [j for j in page if j.status == JobStatus.QUEUED]
+            )
             items = [
                 job_view(
                     j, attempts[j.id], outputs[j.id], positions.get(j.id), base_url, self.sign_url
@@ -175,49 +178,12 @@ class JobsService:
         return JobPage(items=items, next_cursor=next_cursor)
 
     async def cancel(self, job_id: str, *, owner: str | None, base_url: str) -> JobView:
-        async with self.ledger.unit() as unit:
-            job = await unit.jobs.get(job_id, owner=owner)
-            if job is None:
-                raise JobNotFound(f"no job {job_id!r}")
-            if job.status == JobStatus.COMPLETED.value or job.status == JobStatus.FAILED.value:
-                raise JobStateConflict(f"job {job_id} is already {job.status}")
-        if await self.ledger.cancelled(job_id, None):
-            return await self.get(job_id, owner=owner, base_url=base_url)
-        async with self.ledger.unit() as unit:
-            # Running (or claimed a moment ago): a durable flag any replica can act on.
-            if await unit.jobs.transition(job_id, [JobStatus.RUNNING], cancel_requested=True):
-                await unit.emit(job_id, events.CANCEL_REQUESTED, {"status": "running"})
-        self.dispatcher.request_cancel(job_id)
+        if await self.ledger.request_cancel(job_id, owner=owner):
+            self.dispatcher.request_cancel(job_id)  # stop it here, if it runs here
         return await self.get(job_id, owner=owner, base_url=base_url)
 
     async def retry(self, job_id: str, *, owner: str | None, base_url: str) -> JobView:
-        async with self.ledger.unit() as unit:
-            job = await unit.jobs.get(job_id, owner=owner)
-            if job is None:
-                raise JobNotFound(f"no job {job_id!r}")
-            retried = await unit.jobs.transition(
-                job_id,
-                [JobStatus.FAILED, JobStatus.CANCELLED],
-                status=JobStatus.QUEUED.value,
-                cancel_requested=False,
-                error=None,
-                progress=0.0,
-                backend=None,
-                prompt_id=None,
-                current_node=None,
-                current_node_type=None,
-                step=None,
-                max_steps=None,
-                stage=None,
-                eta_seconds=None,
-                finished_at=None,
-                queued_at=utcnow(),
-            )
-            if not retried:
-                raise JobStateConflict(
-                    f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried"
-                )
-            await unit.emit(job_id, events.QUEUED, {"status": "queued", "retry": True})
+        await self.ledger.retry(job_id, owner=owner)
         self.dispatcher.wake()
         return await self.get(job_id, owner=owner, base_url=base_url)
 
@@ -303,7 +269,7 @@ class JobsService:
             attempts = await unit.jobs.attempts(job.id)
         if outputs is None:
             outputs = (await unit.artifacts.for_jobs([job.id]))[job.id]
-        position = await unit.jobs.queue_position(job) if job.status == "queued" else None
+        position = await unit.jobs.queue_position(job) if job.status == JobStatus.QUEUED else None
         return job_view(job, attempts, outputs, position, base_url, self.sign_url)
 
 

@@ -10,6 +10,7 @@ from atelier.db.database import Database
 from atelier.db.repositories import JobRepository
 from atelier.db.security import UsageRepository
 from atelier.db.tables import utcnow
+from atelier.job_state import AttemptStatus
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -76,7 +77,7 @@ async def house_stats(
         stop = attempt.finished_at or now
         if stop > start:
             intervals.setdefault(attempt.backend, []).append((start, stop))
-        if attempt.status in ("failed", "lost"):
+        if attempt.status in (AttemptStatus.FAILED, AttemptStatus.LOST):
             failures[attempt.backend] = failures.get(attempt.backend, 0) + 1
     names = sorted(set(backends) | set(intervals) | set(last_errors))
     backend_rows = []
