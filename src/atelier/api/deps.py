@@ -8,15 +8,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from atelier.api.security import authenticate
 from atelier.auth.caller import Caller
+from atelier.auth.service import Security
 from atelier.jobs.service import JobsService
+from atelier.jobs.streams import EventStreams
 from atelier.runtime import Runtime
+from atelier.webhooks.service import WebhookService
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
     return runtime
 
 
@@ -24,8 +28,20 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime_of(request)
 
 
-async def get_jobs(request: Request) -> JobsService:
-    return runtime_of(request).jobs
+async def get_jobs(connection: HTTPConnection) -> JobsService:
+    return runtime_of(connection).jobs
+
+
+async def get_streams(connection: HTTPConnection) -> EventStreams:
+    return runtime_of(connection).streams
+
+
+async def get_security(connection: HTTPConnection) -> Security:
+    return runtime_of(connection).security
+
+
+async def get_webhooks(connection: HTTPConnection) -> WebhookService:
+    return runtime_of(connection).webhooks
 
 
 def base_url_of(request: Request) -> str:
@@ -59,6 +75,9 @@ async def get_creator(caller: Annotated[Caller, Depends(authenticate)]) -> str |
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 JobsDep = Annotated[JobsService, Depends(get_jobs)]
+StreamsDep = Annotated[EventStreams, Depends(get_streams)]
+SecurityDep = Annotated[Security, Depends(get_security)]
+WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
 BaseUrl = Annotated[str, Depends(get_base_url)]
 Owner = Annotated[str | None, Depends(get_owner)]
 Creator = Annotated[str | None, Depends(get_creator)]

@@ -9,13 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, WebSocket, WebSocketDisconnect, status
 from sse_starlette.sse import EventSourceResponse
 
-from atelier.api.deps import BaseUrl, Creator, Owner, RuntimeDep
-from atelier.api.streaming import event_stream
+from atelier.api.deps import BaseUrl, Creator, Owner, StreamsDep
 from atelier.api.studio_deps import StudioDep
 from atelier.errors import InvalidRequest
 from atelier.events import JobEvent
+from atelier.jobs.streams import EventStreams
 from atelier.production.run_views import PipelineList, Review, RunCreate, RunPage, RunView
-from atelier.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
 
@@ -130,9 +129,9 @@ async def rerender_step(
     return await studio.runs.rerender(run_id, step, reseed=reseed, owner=owner, base_url=base_url)
 
 
-async def run_stream(runtime: Runtime, run_id: str, after: int) -> AsyncIterator[JobEvent]:
+async def run_stream(streams: EventStreams, run_id: str, after: int) -> AsyncIterator[JobEvent]:
     """The run's events (``run.step``, ``run.status``) until it ends."""
-    stream = event_stream(runtime, run_id, after)
+    stream = streams.follow(run_id, after)
     try:
         async for event in stream:
             yield event
@@ -145,7 +144,7 @@ async def run_stream(runtime: Runtime, run_id: str, after: int) -> AsyncIterator
 @router.get("/runs/{run_id}/events", operation_id="run_events")
 async def run_events(
     run_id: str,
-    runtime: RuntimeDep,
+    streams: StreamsDep,
     studio: StudioDep,
     owner: Owner,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -156,24 +155,30 @@ async def run_events(
     start = after if after is not None else _last_id(last_event_id)
 
     async def frames() -> AsyncIterator[dict[str, Any]]:
-        async for event in run_stream(runtime, run_id, start):
+        async for event in run_stream(streams, run_id, start):
             yield {"id": str(event.id), "event": event.type, "data": json.dumps(event.as_dict())}
 
     return EventSourceResponse(frames(), ping=15)
 
 
 @router.websocket("/runs/{run_id}/ws")
-async def run_websocket(websocket: WebSocket, run_id: str, owner: Owner, after: int = 0) -> None:
+async def run_websocket(
+    websocket: WebSocket,
+    run_id: str,
+    streams: StreamsDep,
+    studio: StudioDep,
+    owner: Owner,
+    after: int = 0,
+) -> None:
     """The same events as /events, one JSON message each; closes after the run ends."""
-    runtime: Runtime = websocket.app.state.runtime
     try:
-        await runtime.studio.runs.row(run_id, owner=owner)
+        await studio.runs.row(run_id, owner=owner)
     except Exception:
         await websocket.close(code=4404, reason="run not found")
         return
     await websocket.accept()
     try:
-        async for event in run_stream(runtime, run_id, max(0, after)):
+        async for event in run_stream(streams, run_id, max(0, after)):
             await websocket.send_json(event.as_dict())
         await websocket.close(code=1000)
     except WebSocketDisconnect:

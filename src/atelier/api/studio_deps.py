@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from atelier.production.studio import Studio
 
 
-def get_studio(request: Request) -> Studio:
-    studio: Studio = request.app.state.runtime.studio
+async def get_studio(connection: HTTPConnection) -> Studio:
+    studio: Studio = connection.app.state.runtime.studio
     return studio
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -25,6 +25,13 @@ from atelier.comfyui.messages import (
     parse_message,
 )
 from atelier.errors import BackendProtocolError, BackendUnavailable, PromptRejected
+
+
+class ComfyClientFactory(Protocol):
+    """What makes the client of one backend URL (``ComfyClient`` itself; a test may pass
+    another), so the pool is built with it rather than reaching for the class."""
+
+    def __call__(self, base_url: str, *, timeout: float) -> ComfyClient: ...
 
 
 class ComfyClient:

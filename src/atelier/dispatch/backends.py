@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from atelier.comfyui.client import ComfyClient
+from atelier.comfyui.client import ComfyClient, ComfyClientFactory
 from atelier.errors import BackendError
 
 log = logging.getLogger("atelier.backends")
@@ -104,22 +104,27 @@ class BackendPool:
         slots: int = 1,
         interval: float = 5.0,
         timeout: float = 5.0,
-        on_change: Callable[[], None] | None = None,
+        client_factory: ComfyClientFactory = ComfyClient,
     ) -> None:
         self.backends: dict[str, Backend] = {}
         for spec in specs:
             name, url = parse_backend(spec)
             self.backends[name] = Backend(
-                name=name, url=url, client=ComfyClient(url, timeout=timeout), slots=slots
+                name=name, url=url, client=client_factory(url, timeout=timeout), slots=slots
             )
         self.interval = interval
         self.timeout = timeout
-        self._on_change = on_change or (lambda: None)
+        self._watchers: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.backends.values())
+
+    def watch(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` when a backend comes up, goes down or frees a slot (the
+        dispatcher that schedules onto this pool watches it)."""
+        self._watchers.append(on_change)
 
     def get(self, name: str | None) -> Backend | None:
         return self.backends.get(name) if name else None
@@ -187,7 +192,8 @@ class BackendPool:
         except BackendError as exc:
             self._mark_failed(backend, exc.detail, hard=False)
         if backend.accepts_work != was_accepting:
-            self._on_change()
+            for watcher in self._watchers:
+                watcher()
 
     def _mark_failed(self, backend: Backend, reason: str, *, hard: bool) -> None:
         backend.failures += 1

@@ -10,8 +10,7 @@ from typing import Protocol
 
 
 class Dispatcher(Protocol):
-    # Per-owner running-jobs caps (API keys' overrides); the owner keeps the dict fresh.
-    owner_caps: dict[str | None, int]
+    """Built with everything it needs (per-owner running caps included) in one pass."""
 
     async def start(self) -> None: ...
 

@@ -279,11 +279,19 @@ class ClusterDispatcher:
     """The Dispatcher of an API replica in the cluster shape: it runs nothing itself,
     and schedules only while it holds the cluster's scheduler lock."""
 
-    def __init__(self, settings: Settings, *, ledger: JobLedger, bus: PostgresEventBus) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: JobLedger,
+        bus: PostgresEventBus,
+        owner_caps: dict[str | None, int],
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.app = task_app(settings)
         self.scheduler = ClusterScheduler(settings, ledger=ledger, bus=bus, app=self.app)
+        self.scheduler.owner_caps = owner_caps  # the same dict, kept fresh by its owner
 
     @property
     def owner_caps(self) -> dict[str | None, int]:

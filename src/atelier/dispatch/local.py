@@ -36,6 +36,7 @@ class LocalDispatcher:
         ledger: JobLedger,
         pool: BackendPool,
         store: ArtifactStore,
+        owner_caps: dict[str | None, int],
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -48,8 +49,9 @@ class LocalDispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._last_backend: str | None = None  # where round robin left off
         self._early_cancels: set[str] = set()
-        # Per-owner running-jobs caps (API keys' overrides); kept up to date by the owner.
-        self.owner_caps: dict[str | None, int] = {}
+        # Per-owner running-jobs caps (API keys' overrides); their owner keeps them fresh.
+        self.owner_caps = owner_caps
+        pool.watch(self.wake)  # a backend came back or freed a slot
 
     async def start(self) -> None:
         await self.reattach()

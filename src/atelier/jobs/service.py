@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -54,16 +54,18 @@ class JobsService:
         dispatcher: Dispatcher,
         pool: BackendPool,
         store: ArtifactStore,
+        sign_url: Callable[[str, str], str] | None = None,
+        submit_extensions: Sequence[SubmitExtension] = (),
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.dispatcher = dispatcher
         self.pool = pool
         self.store = store
-        # Set by the runtime: signs artifact links (base_url, artifact_id) -> URL, and
-        # extensions such as per-job webhooks.
-        self.sign_url: Callable[[str, str], str] | None = None
-        self.submit_extensions: list[SubmitExtension] = []
+        # Signs artifact links (base_url, artifact_id) -> URL; None: plain links.
+        self.sign_url = sign_url
+        # Run with every submit, such as per-job webhooks.
+        self.submit_extensions = tuple(submit_extensions)
         # Workflow templates, media inputs and capability checks (workflows/jobs.py).
         self.workflows = WorkflowJobs(settings, ledger=ledger, pool=pool, store=store)
         # Status documents of recently read jobs; every committed change drops its job's.

@@ -146,7 +146,10 @@ class RunEngine:
             return await RunRepository(session).active_ids()
 
     async def _loop(self) -> None:
-        while True:
+        # Not `while True`: on Python 3.11 a wait_for whose event is set as the task is
+        # cancelled returns and swallows the cancel, so a stop right after a wake (a stop
+        # just after start and resume) would wait on this loop forever.
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._wakeup.wait(), self.resync_interval)
             except TimeoutError:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from atelier.comfyui import capabilities
+from atelier.db.database import Database
 from atelier.db.studio import OutputRepository
+from atelier.dispatch.backends import BackendPool
 from atelier.errors import ArtifactNotFound, AtelierError
 from atelier.production.gallery_views import (
     BackendModels,
@@ -19,15 +20,24 @@ from atelier.production.gallery_views import (
 )
 from atelier.production.presets import DEFAULT_PRESET, PRESETS, SCENE_TYPES
 from atelier.production.projects import decode_cursor, encode_cursor
+from atelier.settings import Settings
 from atelier.workflows.describe import needs
-
-if TYPE_CHECKING:
-    from atelier.runtime import Runtime
+from atelier.workflows.registry import WorkflowRegistry
 
 
 class GalleryService:
-    def __init__(self, runtime: Runtime, artifact_url: Callable[[str, str], str]) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        pool: BackendPool,
+        registry: WorkflowRegistry,
+        artifact_url: Callable[[str, str], str],
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.pool = pool
+        self.registry = registry
         self.artifact_url = artifact_url
 
     async def list(
@@ -43,7 +53,7 @@ class GalleryService:
         base_url: str,
     ) -> GalleryPage:
         before = decode_cursor(cursor) if cursor else None
-        async with self.runtime.database.transaction() as session:
+        async with self.database.transaction() as session:
             rows = await OutputRepository(session).gallery(
                 visibility=visibility,
                 owner=owner,
@@ -82,7 +92,7 @@ class GalleryService:
         )
 
     async def publish(self, artifact_id: str, published: bool, *, owner: str | None) -> None:
-        async with self.runtime.database.transaction() as session:
+        async with self.database.transaction() as session:
             outputs = OutputRepository(session)
             row = await outputs.get(artifact_id)
             if row is None or (owner is not None and row.owner != owner):
@@ -90,9 +100,9 @@ class GalleryService:
             await outputs.set(artifact_id, published=published)
 
     def models(self) -> ModelsList:
-        folders_on = dict(self.runtime.settings.models_folders())
-        templates = self.runtime.jobs.workflows.registry.snapshot()
-        schemas, _ = self.runtime.jobs.workflows.registry.schemas()
+        folders_on = dict(self.settings.models_folders())
+        templates = self.registry.snapshot()
+        schemas, _ = self.registry.schemas()
         wants: dict[str, tuple[set[str], set[str]]] = {}
         for name, template in templates.items():
             try:
@@ -100,7 +110,7 @@ class GalleryService:
             except AtelierError:
                 continue
         items = []
-        for backend in self.runtime.pool:
+        for backend in self.pool:
             info = backend.object_info
             files = sorted(capabilities.backend_models(info) or ())
             root = folders_on.get(backend.name)

@@ -55,7 +55,7 @@ class RunsService:
         database: Database,
         engine: RunEngine,
         pool: BackendPool,
-        sign_url: Callable[[], Callable[[str, str], str] | None],
+        sign_url: Callable[[str, str], str] | None,
     ) -> None:
         self.database = database
         self.engine = engine
@@ -389,7 +389,7 @@ class RunsService:
                 found = await unit.artifacts.get(artifact_id)
                 if found is not None:
                     artifacts[artifact_id] = found
-        sign = self.sign_url()
+        sign = self.sign_url
 
         def view(artifact_id: str) -> list[ArtifactView]:
             found = artifacts.get(artifact_id)

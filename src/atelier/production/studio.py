@@ -1,19 +1,21 @@
-"""The studio, built on a running core: projects, runs and their engine, the gallery."""
+"""The studio, built on the core: projects, runs and their engine, the gallery."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from atelier.db.database import Database
+from atelier.dispatch.backends import BackendPool
+from atelier.events import EventBus
+from atelier.jobs.service import JobsService
 from atelier.production.engine import RunEngine
 from atelier.production.gallery import GalleryService
 from atelier.production.gates import GateKeeper
 from atelier.production.media_steps import MediaSteps
 from atelier.production.projects import ProjectsService
 from atelier.production.runs import RunsService
-
-if TYPE_CHECKING:
-    from atelier.runtime import Runtime
+from atelier.settings import Settings
+from atelier.storage.base import ArtifactStore
 
 
 @dataclass
@@ -23,37 +25,44 @@ class Studio:
     engine: RunEngine
     gallery: GalleryService
 
+    async def start(self) -> None:
+        """After the dispatcher: the engine resumes every active run at once."""
+        await self.engine.start()
+        await self.engine.resume()  # every active run now, not after the first resync
 
-async def start_studio(runtime: Runtime) -> Studio:
-    """Built after the jobs service; the engine resumes every active run at once."""
-    jobs = runtime.jobs
+    async def stop(self) -> None:
+        await self.engine.stop()
+
+
+def build_studio(
+    settings: Settings,
+    *,
+    database: Database,
+    bus: EventBus,
+    store: ArtifactStore,
+    pool: BackendPool,
+    jobs: JobsService,
+) -> Studio:
+    """Built on the jobs service: every job step is submitted through it."""
+    sign_url = jobs.sign_url
 
     def artifact_url(base_url: str, artifact_id: str) -> str:
-        if jobs.sign_url is not None:
-            return jobs.sign_url(base_url, artifact_id)
+        if sign_url is not None:
+            return sign_url(base_url, artifact_id)
         return f"{base_url.rstrip('/')}/api/v1/artifacts/{artifact_id}"
 
-    media = MediaSteps(runtime.store, runtime.settings.data_dir / "studio-scratch")
+    media = MediaSteps(store, settings.data_dir / "studio-scratch")
     engine = RunEngine(
-        runtime.database,
-        runtime.bus,
+        database,
+        bus,
         jobs,
         media,
         GateKeeper(media.path_of),
-        resync_interval=runtime.settings.studio_resync_interval,
+        resync_interval=settings.studio_resync_interval,
     )
-    studio = Studio(
-        projects=ProjectsService(
-            runtime.database, jobs.workflows.media, jobs.ledger.unit, artifact_url
-        ),
-        runs=RunsService(runtime.database, engine, runtime.pool, lambda: jobs.sign_url),
+    return Studio(
+        projects=ProjectsService(database, jobs.workflows.media, jobs.ledger.unit, artifact_url),
+        runs=RunsService(database, engine, pool, sign_url),
         engine=engine,
-        gallery=GalleryService(runtime, artifact_url),
+        gallery=GalleryService(settings, database, pool, jobs.workflows.registry, artifact_url),
     )
-    await engine.start()
-    await engine.resume()  # every active run now, not after the first resync
-    return studio
-
-
-async def stop_studio(studio: Studio) -> None:
-    await studio.engine.stop()

@@ -123,6 +123,33 @@ def _view(row: WebhookRow) -> WebhookView:
     )
 
 
+class JobWebhooks:
+    """The per-job webhook of a submit (``JobCreate.webhook``): checked before the job's
+    transaction, stored inside it. The jobs service runs it as a submit extension."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def check(self, request: JobCreate, owner: str | None) -> None:
+        if request.webhook is not None:
+            await check_target(request.webhook.url, self.settings, field="webhook.url")
+
+    async def store(self, unit: UnitOfWork, job: JobRow, request: JobCreate) -> None:
+        if request.webhook is None:
+            return
+        await WebhookRepository(unit.session).add(
+            WebhookRow(
+                id=str(uuid.uuid4()),
+                owner=job.owner,
+                job_id=job.id,
+                url=request.webhook.url,
+                events=sorted(set(request.webhook.events)),
+                secret=None,
+                created_at=job.created_at,
+            )
+        )
+
+
 class WebhookService:
     def __init__(
         self,
@@ -224,25 +251,6 @@ class WebhookService:
         return delivery_view(row)
 
     # Per-job webhooks (a JobsService submit extension).
-
-    async def check(self, request: JobCreate, owner: str | None) -> None:
-        if request.webhook is not None:
-            await check_target(request.webhook.url, self.settings, field="webhook.url")
-
-    async def store(self, unit: UnitOfWork, job: JobRow, request: JobCreate) -> None:
-        if request.webhook is None:
-            return
-        await WebhookRepository(unit.session).add(
-            WebhookRow(
-                id=str(uuid.uuid4()),
-                owner=job.owner,
-                job_id=job.id,
-                url=request.webhook.url,
-                events=sorted(set(request.webhook.events)),
-                secret=None,
-                created_at=job.created_at,
-            )
-        )
 
     # The consumer.
 
