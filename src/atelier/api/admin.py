@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
-from atelier.api.deps import Creator, RuntimeDep
+from atelier.api.deps import Creator, RuntimeDep, SecurityDep
 from atelier.auth.caller import Limits
 from atelier.auth.keys import describe
 from atelier.auth.views import KeyCreate, KeyCreated, KeyList, KeyView
@@ -32,18 +32,18 @@ class AuditPage(BaseModel):
 
 
 @router.post("/keys", operation_id="create_key", status_code=status.HTTP_201_CREATED, tags=["keys"])
-async def create_key(body: KeyCreate, runtime: RuntimeDep, creator: Creator) -> KeyCreated:
+async def create_key(body: KeyCreate, security: SecurityDep, creator: Creator) -> KeyCreated:
     """Make an API key; the key is in the answer and nowhere else, ever."""
     limits = Limits(body.rate_limit, body.max_queued, body.max_running, body.max_artifact_bytes)
-    row, key = await runtime.security.keys.create(body.name, body.scopes, limits, actor=creator)
+    row, key = await security.keys.create(body.name, body.scopes, limits, actor=creator)
     return KeyCreated.model_validate({**describe(row), "key": key})
 
 
 @router.get("/keys", operation_id="list_keys", tags=["keys"])
 async def list_keys(
-    runtime: RuntimeDep, include_revoked: Annotated[bool, Query()] = False
+    security: SecurityDep, include_revoked: Annotated[bool, Query()] = False
 ) -> KeyList:
-    rows = await runtime.security.keys.find(include_revoked=include_revoked)
+    rows = await security.keys.find(include_revoked=include_revoked)
     return KeyList(items=[KeyView.model_validate(describe(r)) for r in rows])
 
 
@@ -53,9 +53,9 @@ async def list_keys(
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["keys"],
 )
-async def revoke_key(key_id: str, runtime: RuntimeDep, creator: Creator) -> Response:
+async def revoke_key(key_id: str, security: SecurityDep, creator: Creator) -> Response:
     """Revoke a key: it fails from the next request on."""
-    await runtime.security.keys.revoke(key_id, actor=creator)
+    await security.keys.revoke(key_id, actor=creator)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -73,11 +73,11 @@ async def admin_stats(
 
 @router.get("/audit", operation_id="admin_audit")
 async def admin_audit(
-    runtime: RuntimeDep,
+    security: SecurityDep,
     before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Admin actions and key changes, newest first."""
-    rows = await runtime.security.audit.page(before=before, limit=limit)
+    rows = await security.audit.page(before=before, limit=limit)
     items = [AuditEntry.model_validate(r, from_attributes=True) for r in rows]
     return AuditPage(items=items, next_before=items[-1].id if len(items) == limit else None)
