@@ -1,5 +1,6 @@
 """What `atelier serve` loads at start: none of the heavy libraries that only some code
-paths need (video joins and quality scorers, the MCP endpoint, S3, Redis limits). Each
+paths need (video joins and quality scorers, the MCP endpoint, S3, Redis limits, and
+Alembic when the schema is at the newest revision already). Each
 costs megabytes of resident memory for the life of the process (docs/PERFORMANCE.md,
 "Memory"), so an eager import of one, anywhere the server loads, fails here.
 
@@ -27,6 +28,8 @@ HEAVY = (
     "coredis",
     "redis",
     "pympler",  # shared rate limits, when redis_url is set
+    "alembic",
+    "mako",  # migrations, when the database is behind the newest revision
 )
 
 BUILD = """
@@ -92,6 +95,8 @@ def test_building_the_app_imports_no_heavy_library(tmp_path: Path) -> None:
 
 
 def test_a_serving_app_loads_the_mcp_sdk_only_on_its_first_request(tmp_path: Path) -> None:
+    migrate = [sys.executable, "-m", "atelier", "migrate", "--data-dir", str(tmp_path)]
+    subprocess.run(migrate, check=True, capture_output=True, timeout=120)
     report = json.loads(run_python(SERVE, tmp_path))
     assert report["serving"] == []
     assert report["mcp_status"] == 200
