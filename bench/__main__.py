@@ -13,6 +13,7 @@ SCENARIOS = {
     "api": "Scenario 5: submit and status throughput and latency, SQLite and PostgreSQL",
     "progress": "Scenario 6: progress latency from ComfyUI to an SSE client",
     "memory": "Scenario 7: server memory with 100,000 jobs and a 200 MB download",
+    "startup": "Start-up cost: import and build the app, CPU, RSS, modules",
     "hostile": "Hostile input across the API: 4xx problems only, latency, peak RSS",
     "chaos": "Scenario 8: kills, dropped sockets, 500s, a database restart; every job counted",
     "join": "Studio: joining video segments with PyAV, time and peak memory",

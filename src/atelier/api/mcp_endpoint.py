@@ -5,18 +5,22 @@ server runs open), answering anyone else 401 problem+json. Each tool call then t
 this same app in-process through the SDK, carrying the caller's key and address, so
 scopes, limits and owner isolation are the API's, checked on every call. Stateless
 (no MCP session lives on one replica), JSON answers.
+
+The MCP SDK (about 25 MiB and a second of imports) is loaded by the first admitted
+request, not at start: a server nobody asks for MCP never pays for it. Its session
+manager then runs in a task of the app's lifespan task group until shutdown.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
+from anyio.abc import TaskGroup, TaskStatus
 from fastapi import FastAPI
-from mcp.server.mcpserver import Context
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -25,7 +29,10 @@ from atelier.api.problems import problem_response
 from atelier.api.security import anonymous_allowed, bearer
 from atelier.client import AsyncAtelier
 from atelier.errors import AtelierError, Unauthorized
-from atelier.mcp.tools import build_server
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 PATH = "/mcp"
 
@@ -33,16 +40,9 @@ PATH = "/mcp"
 class McpEndpoint:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.server = build_server(self._connect)
-        # Builds the session manager; its Starlette wrapper is not used (this class is
-        # the endpoint). Callers are checked by key, not by Host header.
-        self.server.streamable_http_app(
-            streamable_http_path=PATH,
-            stateless_http=True,
-            json_response=True,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
-        self.manager = self.server.session_manager
+        self._group: TaskGroup | None = None  # the lifespan's, while the app serves
+        self._manager: StreamableHTTPSessionManager | None = None
+        self._starting = anyio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -51,7 +51,46 @@ class McpEndpoint:
         except AtelierError as exc:
             await problem_response(exc, headers=exc.headers or None)(scope, receive, send)
             return
-        await self.manager.handle_request(scope, receive, send)
+        manager = await self._running_manager()
+        await manager.handle_request(scope, receive, send)
+
+    async def _running_manager(self) -> StreamableHTTPSessionManager:
+        """The session manager, built and started on first use."""
+        async with self._starting:
+            if self._manager is None:
+                if self._group is None:
+                    raise RuntimeError("the MCP endpoint serves only inside the app's lifespan")
+                self._manager = await self._group.start(self._run_manager)
+        return self._manager
+
+    async def _run_manager(self, *, task_status: TaskStatus[StreamableHTTPSessionManager]) -> None:
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from atelier.mcp.tools import build_server
+
+        server = build_server(self._connect)
+        # Builds the session manager; its Starlette wrapper is not used (this class is
+        # the endpoint). Callers are checked by key, not by Host header.
+        server.streamable_http_app(
+            streamable_http_path=PATH,
+            stateless_http=True,
+            json_response=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        manager = server.session_manager
+        async with manager.run():
+            task_status.started(manager)
+            await anyio.sleep_forever()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
+                group.cancel_scope.cancel()
 
     async def _admit(self, request: Request) -> None:
         runtime: Any = self.app.state.runtime
@@ -86,6 +125,6 @@ def install(app: FastAPI) -> None:
 
 
 def serving(app: FastAPI) -> AbstractAsyncContextManager[None]:
-    """Runs the MCP session manager for as long as the app serves."""
+    """Lets the MCP session manager run (from the first request on) while the app serves."""
     endpoint: McpEndpoint = app.state.mcp
-    return endpoint.manager.run()
+    return endpoint.serving()

@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import coredis
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -28,6 +27,9 @@ from atelier.errors import QuotaExceeded, RateLimited
 from atelier.job_state import JobStatus
 from atelier.settings import Settings
 
+if TYPE_CHECKING:
+    import coredis  # about 25 MiB with NumPy (via pympler): imported only when Redis is set
+
 QUOTA_RETRY_AFTER = 30  # seconds: a hint; queues drain at the speed of the GPUs
 
 log = logging.getLogger("atelier.auth")
@@ -38,6 +40,8 @@ def rate_storage(settings: Settings) -> tuple[Storage, coredis.ConnectionPool | 
     the connection pool to close at shutdown)."""
     if not settings.redis_url:
         return MemoryStorage(), None
+    import coredis
+
     url = settings.redis_url.removeprefix("async+")
     pool = coredis.ConnectionPool.from_url(url)
     # limits documents connection_pool, though its type hint only names scalar options.

@@ -14,11 +14,13 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atelier.db.tables import ArtifactRow
 from atelier.errors import AtelierError
-from atelier.media import scoring
+
+if TYPE_CHECKING:
+    from atelier.media import scoring  # NumPy, SciPy, scikit-image, PyAV: loaded on first use
 
 TECHNICAL_THRESHOLD = 1.0  # every check
 SEAM_THRESHOLD = 0.9  # as atelier.media.scoring advises: 10 % for codec noise
@@ -57,6 +59,8 @@ class GateKeeper:
         files: dict[str, list[ArtifactRow]],
         reference: ArtifactRow | None,
     ) -> list[Verdict]:
+        from atelier.media import scoring  # only studio runs with gates pay for its imports
+
         verdicts = []
         for target in spec["targets"]:
             scores: list[scoring.Score] = []
@@ -77,6 +81,8 @@ class GateKeeper:
         files: dict[str, list[ArtifactRow]],
         reference: ArtifactRow | None,
     ) -> list[scoring.Score]:
+        from atelier.media import scoring
+
         threshold = float(spec.get("threshold", 0.8))
         expect = dict(spec.get("expect") or {})
         path = self.path_of(artifact)

@@ -1,6 +1,7 @@
 """Atelier-side media work of pipeline steps: joining segments, thumbnails, file paths.
 
 PyAV and Pillow work runs in a thread: a join of many segments takes seconds of CPU.
+``atelier.media.video`` (PyAV) is imported by the steps that use it, not at start.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 
 from atelier.db.tables import ArtifactRow, utcnow
 from atelier.errors import MediaUnreadable
-from atelier.media import video
 from atelier.media.probe import probe
 from atelier.storage.base import ArtifactStore
 
@@ -34,6 +34,8 @@ class MediaSteps:
         self, segments: list[ArtifactRow], *, fps: int, crf: int, owner: str | None
     ) -> ArtifactRow:
         """One MP4 (H.264, yuv420p) of the segments, each shared seam frame written once."""
+        from atelier.media import video
+
         paths = [self.path_of(segment) for segment in segments]
         self.scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.scratch) as folder:
@@ -45,6 +47,8 @@ class MediaSteps:
         """A small WebP of an image, or of a video's poster frame; None for other kinds."""
         if artifact.kind not in ("image", "video"):
             return None
+        from atelier.media import video
+
         data = await asyncio.to_thread(video.thumbnail, self.path_of(artifact))
         blob = await self.store.put_bytes(data)
         return ArtifactRow(
