@@ -39,37 +39,39 @@ def cluster(backends: Sequence[str], *, slots: int = 2, **env: Any) -> Iterator[
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     database_url = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
     workers: list[subprocess.Popen[bytes]] = []
+    # Workers first: an API replica is ready (/ready) once a live worker heartbeats.
+    api = AtelierProcess([], database_url=database_url, shape="cluster", **env)
+    worker_env = {
+        **api.env,
+        "ATELIER_DATABASE_URL": database_url,
+        "ATELIER_DATA_DIR": str(api.data_dir),
+        "ATELIER_SHAPE": "cluster",
+    }
     try:
-        with AtelierProcess([], database_url=database_url, shape="cluster", **env) as api:
-            worker_env = {
-                **api.env,
-                "ATELIER_DATABASE_URL": database_url,
-                "ATELIER_DATA_DIR": str(api.data_dir),
-                "ATELIER_SHAPE": "cluster",
-            }
-            for spec in backends:
-                worker_name, _, url = spec.partition("=")
-                workers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "atelier",
-                            "worker",
-                            "--comfyui",
-                            url,
-                            "--name",
-                            worker_name,
-                            "--slots",
-                            str(slots),
-                            "--log-level",
-                            "warning",
-                        ],
-                        env=worker_env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
+        for spec in backends:
+            worker_name, _, url = spec.partition("=")
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "atelier",
+                        "worker",
+                        "--comfyui",
+                        url,
+                        "--name",
+                        worker_name,
+                        "--slots",
+                        str(slots),
+                        "--log-level",
+                        "warning",
+                    ],
+                    env=worker_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
+            )
+        with api:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 listed = httpx.get(f"{api.url}/api/v1/backends", timeout=5).json()["items"]
