@@ -4,6 +4,7 @@ each in a process of its own. Used by ``--shape cluster`` of the scenarios."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -90,3 +91,23 @@ def cluster(backends: Sequence[str], *, slots: int = 2, **env: Any) -> Iterator[
             except subprocess.TimeoutExpired:
                 worker.kill()
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def add_shape_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shape",
+        choices=["single", "cluster"],
+        default="single",
+        help="cluster: an API replica and one `atelier worker` per backend on PostgreSQL",
+    )
+
+
+def server(
+    shape: str, backends: Sequence[str], *, slots: int | None = None, **env: Any
+) -> AbstractContextManager[AtelierProcess]:
+    """The scenario's Atelier in either shape; ``slots`` None keeps the default."""
+    if shape == "cluster":
+        return cluster(backends, slots=slots or 2, **env)
+    if slots is not None:
+        env["backend_slots"] = slots
+    return AtelierProcess(backends, **env)

@@ -150,6 +150,7 @@ class AtelierProcess:
         self.log_file = log_file
         self.port = free_port()
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="bench-atelier-"))
+        self.database_url = database_url
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [
             sys.executable,
