@@ -41,7 +41,7 @@ def cluster(backends: Sequence[str], *, slots: int = 2, **env: Any) -> Iterator[
     database_url = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
     workers: list[subprocess.Popen[bytes]] = []
     # Workers first: an API replica is ready (/ready) once a live worker heartbeats.
-    api = AtelierProcess([], database_url=database_url, shape="cluster", **env)
+    api = AtelierProcess([], database_url=database_url, shape="cluster", ready_timeout=180.0, **env)
     worker_env = {
         **api.env,
         "ATELIER_DATABASE_URL": database_url,
