@@ -114,10 +114,12 @@ class ClusterScheduler:
         self._last_backend: str | None = None
         self._stopping = False
 
-    def wake(self) -> None:
-        """Look at the queue now: here if this process leads, else tell the leader."""
+    def wake(self, *, tell_leader: bool = True) -> None:
+        """Look at the queue now: here if this process leads, else (``tell_leader``)
+        NOTIFY the leader. Every NOTIFY commit takes PostgreSQL's one notification-queue
+        lock, so only what the events trigger does not already announce should send it."""
         self._wake.set()
-        if self.leading.is_set() or self._stopping:
+        if not tell_leader or self.leading.is_set() or self._stopping:
             return
         if self._notify is not None and not self._notify.done():
             self._notify_again = True  # one more after the one under way
@@ -340,7 +342,11 @@ class ClusterDispatcher:
         await self.app.close_async()
 
     def wake(self) -> None:
-        self.scheduler.wake()
+        # A submit: its ``queued`` event's NOTIFY (the events trigger) already wakes the
+        # leader through its event bus; a NOTIFY of its own per submit would only queue
+        # up behind the others at commit (pg_stat_activity showed COMMITs waiting on
+        # the notification lock during a submit burst).
+        self.scheduler.wake(tell_leader=False)
 
     def request_cancel(self, job_id: str) -> None:
         # The durable flag and its cancel_requested event reach the worker that runs
