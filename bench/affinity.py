@@ -9,7 +9,8 @@ import asyncio
 import itertools
 import random
 
-from bench.harness import AtelierProcess, fakes, report, sampler_graph, submit_and_wait
+from bench.cluster import add_shape_argument, server
+from bench.harness import fakes, report, sampler_graph, submit_and_wait
 
 CHECKPOINTS = ["v1-5-pruned-emaonly.safetensors", "sd_xl_base_1.0.safetensors"]
 STEPS = 5
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
     for mode, settings in MODES.items():
         with fakes(2, step_time=args.time / STEPS, model_load_time=args.load_time) as backends:
             urls = [f"gpu{i}={fake.url}" for i, fake in enumerate(backends)]
-            with AtelierProcess(urls, **settings) as atelier:
+            with server(args.shape, urls, **settings) as atelier:
                 mix = random.Random(args.seed)
                 graphs = [
                     sampler_graph(next(seeds), steps=STEPS, checkpoint=mix.choice(CHECKPOINTS))
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
         baseline = baseline or makespan
         rows.append((mode, args.jobs, switches, makespan, makespan / baseline))
     report(
-        f"Model affinity (2 backends, T = {args.time * 1000:.0f} ms, model load = {args.load_time * 1000:.0f} ms, "
+        f"Model affinity ({args.shape} shape, 2 backends, T = {args.time * 1000:.0f} ms, model load = {args.load_time * 1000:.0f} ms, "
         f"checkpoints A or B at random, seed {args.seed})",
         ["scheduler", "jobs", "model switches", "makespan s", "vs affinity on"],
         rows,
@@ -56,3 +57,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time", type=float, default=0.2, help="T in seconds")
     parser.add_argument("--load-time", type=float, default=0.5, help="model load time in seconds")
     parser.add_argument("--seed", type=int, default=7, help="seed of the checkpoint mix")
+    add_shape_argument(parser)

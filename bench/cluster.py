@@ -4,6 +4,7 @@ each in a process of its own. Used by ``--shape cluster`` of the scenarios."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -39,37 +40,39 @@ def cluster(backends: Sequence[str], *, slots: int = 2, **env: Any) -> Iterator[
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     database_url = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
     workers: list[subprocess.Popen[bytes]] = []
+    # Workers first: an API replica is ready (/ready) once a live worker heartbeats.
+    api = AtelierProcess([], database_url=database_url, shape="cluster", ready_timeout=180.0, **env)
+    worker_env = {
+        **api.env,
+        "ATELIER_DATABASE_URL": database_url,
+        "ATELIER_DATA_DIR": str(api.data_dir),
+        "ATELIER_SHAPE": "cluster",
+    }
     try:
-        with AtelierProcess([], database_url=database_url, shape="cluster", **env) as api:
-            worker_env = {
-                **api.env,
-                "ATELIER_DATABASE_URL": database_url,
-                "ATELIER_DATA_DIR": str(api.data_dir),
-                "ATELIER_SHAPE": "cluster",
-            }
-            for spec in backends:
-                worker_name, _, url = spec.partition("=")
-                workers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "atelier",
-                            "worker",
-                            "--comfyui",
-                            url,
-                            "--name",
-                            worker_name,
-                            "--slots",
-                            str(slots),
-                            "--log-level",
-                            "warning",
-                        ],
-                        env=worker_env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
+        for spec in backends:
+            worker_name, _, url = spec.partition("=")
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "atelier",
+                        "worker",
+                        "--comfyui",
+                        url,
+                        "--name",
+                        worker_name,
+                        "--slots",
+                        str(slots),
+                        "--log-level",
+                        "warning",
+                    ],
+                    env=worker_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
+            )
+        with api:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 listed = httpx.get(f"{api.url}/api/v1/backends", timeout=5).json()["items"]
@@ -88,3 +91,23 @@ def cluster(backends: Sequence[str], *, slots: int = 2, **env: Any) -> Iterator[
             except subprocess.TimeoutExpired:
                 worker.kill()
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def add_shape_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shape",
+        choices=["single", "cluster"],
+        default="single",
+        help="cluster: an API replica and one `atelier worker` per backend on PostgreSQL",
+    )
+
+
+def server(
+    shape: str, backends: Sequence[str], *, slots: int | None = None, **env: Any
+) -> AbstractContextManager[AtelierProcess]:
+    """The scenario's Atelier in either shape; ``slots`` None keeps the default."""
+    if shape == "cluster":
+        return cluster(backends, slots=slots or 2, **env)
+    if slots is not None:
+        env["backend_slots"] = slots
+    return AtelierProcess(backends, **env)

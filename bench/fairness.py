@@ -9,9 +9,12 @@ import itertools
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 
+from bench.cluster import add_shape_argument, cluster
 from bench.harness import AtelierProcess, fakes, percentile, report, sampler_graph
 
 STEPS = 5
@@ -19,7 +22,13 @@ seeds = itertools.count(70_000)
 
 
 def make_key(atelier: AtelierProcess, name: str) -> str:
-    """``atelier keys create`` on the server's database, before it starts."""
+    """``atelier keys create`` on the server's database (the single node's before it
+    starts; the cluster's PostgreSQL database while it runs)."""
+    where = (
+        ["--database-url", atelier.database_url]
+        if atelier.database_url
+        else ["--data-dir", str(atelier.data_dir)]
+    )
     output = subprocess.run(
         [
             sys.executable,
@@ -35,8 +44,7 @@ def make_key(atelier: AtelierProcess, name: str) -> str:
             "100000",
             "--rate-limit",
             "1000000",
-            "--data-dir",
-            str(atelier.data_dir),
+            *where,
         ],
         check=True,
         capture_output=True,
@@ -85,15 +93,26 @@ async def flood_then_trickle(
             await asyncio.sleep(0.2)
 
 
+@contextmanager
+def _atelier(shape: str, urls: list[str], fair: bool) -> Iterator[tuple[AtelierProcess, str, str]]:
+    """The server and the two owners' keys."""
+    if shape == "cluster":
+        with cluster(urls, fair_share=str(fair).lower()) as atelier:
+            yield atelier, make_key(atelier, "studio-a"), make_key(atelier, "studio-b")
+        return
+    atelier = AtelierProcess(urls, fair_share=str(fair).lower())
+    atelier.env["ATELIER_DATA_DIR"] = str(atelier.data_dir)
+    key_a, key_b = make_key(atelier, "studio-a"), make_key(atelier, "studio-b")
+    with atelier:
+        yield atelier, key_a, key_b
+
+
 def run(args: argparse.Namespace) -> None:
     rows = []
     for fair in (True, False):
         with fakes(args.backends, step_time=args.time / STEPS) as backends:
             urls = [f"gpu{i}={fake.url}" for i, fake in enumerate(backends)]
-            atelier = AtelierProcess(urls, fair_share=str(fair).lower())
-            atelier.env["ATELIER_DATA_DIR"] = str(atelier.data_dir)
-            key_a, key_b = make_key(atelier, "studio-a"), make_key(atelier, "studio-b")
-            with atelier:
+            with _atelier(args.shape, urls, fair) as (atelier, key_a, key_b):
                 started = time.perf_counter()
                 waits = asyncio.run(
                     flood_then_trickle(atelier.url, key_a, key_b, args.flood, args.trickle)
@@ -110,7 +129,7 @@ def run(args: argparse.Namespace) -> None:
             )
         )
     report(
-        f"Fair share ({args.backends} backends, T = {args.time * 1000:.0f} ms; A floods {args.flood}, then B submits "
+        f"Fair share ({args.shape} shape, {args.backends} backends, T = {args.time * 1000:.0f} ms; A floods {args.flood}, then B submits "
         f"{args.trickle})",
         ["fair share", "A's jobs", "B's jobs", "B's wait p50 s", "B's wait max s", "run s"],
         rows,
@@ -123,3 +142,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trickle", type=int, default=5)
     parser.add_argument("--backends", type=int, default=2)
     parser.add_argument("--time", type=float, default=0.05, help="T in seconds")
+    add_shape_argument(parser)

@@ -144,12 +144,15 @@ class AtelierProcess:
         database_url: str | None = None,
         data_dir: Path | None = None,
         log_file: Path | None = None,
+        ready_timeout: float = 60.0,
         **env: Any,
     ) -> None:
+        self.ready_timeout = ready_timeout
         # Without a log file stderr is a pipe read only on a failed start: keep logs quiet.
         self.log_file = log_file
         self.port = free_port()
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="bench-atelier-"))
+        self.database_url = database_url
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [
             sys.executable,
@@ -180,7 +183,7 @@ class AtelierProcess:
             self.process = subprocess.Popen(
                 self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 if self.log_file is not None:

@@ -7,10 +7,9 @@ import argparse
 import asyncio
 import itertools
 
-from bench.cluster import cluster
+from bench.cluster import add_shape_argument, server
 from bench.harness import (
     LAST_COMPLETIONS,
-    AtelierProcess,
     direct_makespan,
     fakes,
     report,
@@ -33,12 +32,7 @@ def run(args: argparse.Namespace) -> None:
         n = args.per_backend * k
         with fakes(k, step_time=args.time / STEPS) as backends:
             urls = [f"gpu{i}={fake.url}" for i, fake in enumerate(backends)]
-            server = (
-                cluster(urls, slots=args.slots)
-                if args.shape == "cluster"
-                else AtelierProcess(urls, backend_slots=args.slots)
-            )
-            with server as atelier:
+            with server(args.shape, urls, slots=args.slots) as atelier:
                 asyncio.run(
                     submit_and_wait(
                         atelier.url, [sampler_graph(next(seeds), steps=STEPS) for _ in range(k)]
@@ -100,9 +94,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time", type=float, default=1.0, help="T in seconds")
     parser.add_argument("--per-backend", type=int, default=10, help="jobs per backend")
     parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument(
-        "--shape",
-        choices=["single", "cluster"],
-        default="single",
-        help="cluster: an API replica and one `atelier worker` per backend on PostgreSQL",
-    )
+    add_shape_argument(parser)

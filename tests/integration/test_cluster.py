@@ -4,16 +4,20 @@ PostgreSQL. Jobs go through the elected scheduler and per-worker procrastinate q
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from atelier.db.workers import SCHEDULER_LOCK
 from tests.cluster import CLUSTER_FAST, Workers, alive_workers, worker_rows
 from tests.graphs import image_graph, sampler_graph
 from tests.helpers import eventually, job, job_reaches, submit
 from tests.private_postgres import PrivatePostgres, serve_private_postgres
+from tests.team import auth, make_key
 
 pytestmark = pytest.mark.postgres
 
@@ -118,6 +122,64 @@ async def test_cancel_on_another_replica_stops_the_job_on_its_worker(
         ended = await job_reaches(a, created["id"], "completed", "failed", "cancelled", timeout=30)
     assert ended["status"] == "cancelled"
     assert ended["progress"] < 1.0  # it stopped on the worker, not at the end
+
+
+async def test_per_key_caps_hold_when_a_worker_leads(
+    server_factory: Any, postgres_url: str, fake: Any, fake_b: Any, workers: Workers
+) -> None:
+    """The replica stands by while workers live, so a worker schedules: it has no key
+    service, and must still read a key's running cap from the keys table."""
+    fake.set_timing(step_time=0.05)
+    fake_b.set_timing(step_time=0.05)
+    replica = await start_replica(server_factory, postgres_url)
+    workers.start("gpu-a", fake.url)
+    workers.start("gpu-b", fake_b.url)
+    await eventually(lambda: _both_alive(postgres_url), timeout=60)
+    scheduler = replica.runtime.dispatcher.scheduler
+
+    async def a_worker_leads() -> bool:
+        return not scheduler.leading.is_set() and await _scheduler_lock_held(postgres_url)
+
+    await eventually(a_worker_leads, timeout=30)
+    async with replica.client() as client:
+        admin = await make_key(client, "root", "admin")
+        capped = await make_key(client, "one-at-a-time", "submit", admin_key=admin, max_running=1)
+        ids = []
+        for seed in range(4):
+            answer = await client.post(
+                "/api/v1/jobs",
+                json={"graph": sampler_graph(steps=8, seed=seed)},
+                headers=auth(capped),
+            )
+            assert answer.status_code == 202, answer.text
+            ids.append(answer.json()["id"])
+        most_running = 0
+        while True:
+            states = [
+                (await client.get(f"/api/v1/jobs/{i}", headers=auth(capped))).json()["status"]
+                for i in ids
+            ]
+            most_running = max(most_running, states.count("running"))
+            if all(state in ("completed", "failed") for state in states):
+                break
+            await asyncio.sleep(0.02)
+        assert not scheduler.leading.is_set()  # a worker scheduled all along
+    assert states == ["completed"] * 4
+    assert most_running == 1  # two workers with two free slots each, and the cap held
+
+
+async def _scheduler_lock_held(postgres_url: str) -> bool:
+    connection = await asyncpg.connect(
+        postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    )
+    try:
+        held = await connection.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted",
+            SCHEDULER_LOCK,
+        )
+    finally:
+        await connection.close()
+    return bool(held)
 
 
 async def test_postgres_restart_under_load(

@@ -22,9 +22,13 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", operation_id="ready", responses={503: {"description": "Not ready"}})
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """Ready once the database answers and at least one backend is up."""
+    """Ready once the database answers and at least one backend is up (in the cluster
+    shape: at least one live worker)."""
     database = await runtime.database.ping()
-    backends = runtime.pool.up_count
+    live_workers = getattr(runtime.dispatcher, "live_workers", None)
+    backends = (
+        await live_workers() if live_workers is not None and database else runtime.pool.up_count
+    )
     ok = database and backends > 0
     body = {"status": "ready" if ok else "not ready", "database": database, "backends_up": backends}
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -47,6 +47,10 @@ PAGE = 1000
 START_WINDOW = 200  # newest ids looked at for a gap when the bus starts
 KEEPALIVE = 10.0  # seconds between checks that the LISTEN connection still answers
 GAP_RECHECK = 0.02  # seconds between looks at a missing id while it may still commit
+# Reads of the table start at most this often: under load every process is notified many
+# times a second (progress from every worker), and one read per notification cost each
+# of them a fifth of a core (py-spy, docs/PERFORMANCE.md); a batch costs one read.
+READ_EVERY = 0.05
 
 
 def contiguous_floor(ids: list[int]) -> int:
@@ -176,8 +180,10 @@ class PostgresEventBus:
             delay = min(delay * 2, 5.0)
 
     async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._closed:
             waiting = False
+            read_at = loop.time()
             try:
                 waiting = await self.read_once()
             except asyncio.CancelledError:
@@ -187,6 +193,8 @@ class PostgresEventBus:
             timeout = GAP_RECHECK if waiting else self.poll_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            # Notifications that arrive meanwhile join this batch.
+            await asyncio.sleep(max(0.0, read_at + READ_EVERY - loop.time()))
             self._wake.clear()
 
     async def read_once(self) -> bool:

@@ -3,6 +3,7 @@ and procrastinate's schema (PostgreSQL only)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from atelier.job_state import JobStatus
 
 SCHEDULER_LOCK = 74202  # pg_advisory_lock key held by the one scheduler of a cluster
 SCHEMA_LOCK = 74203  # taken while procrastinate's schema is installed
+SCHEDULE_CHANNEL = "atelier_schedule"  # NOTIFY: look at the queue now (the leader LISTENs)
 
 
 class WorkerRow(Base):
@@ -115,6 +117,35 @@ async def procrastinate_schema_missing(session: AsyncSession) -> bool:
     await session.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
     found = (await session.execute(text("SELECT to_regclass('procrastinate_jobs')"))).scalar()
     return found is None
+
+
+async def defer_tasks(
+    session: AsyncSession, task_name: str, tasks: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Defer procrastinate tasks, (queue, keyword arguments) each, inside the caller's
+    transaction, with procrastinate's own SQL function (``procrastinate_defer_jobs_v1``
+    in the installed version's sql/schema.sql): committed with the claims they carry or
+    not at all, in one statement however many there are. Its insert trigger notifies
+    each worker's queue as ``defer_async`` would."""
+    if not tasks:
+        return
+    await session.execute(
+        text(
+            "SELECT procrastinate_defer_jobs_v1(ARRAY("
+            "SELECT ROW(t.queue, CAST(:task AS varchar), 0, NULL, NULL, t.args, NULL)"
+            "::procrastinate_job_to_defer_v1 "
+            "FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS t(queue varchar, args jsonb)))"
+        ),
+        {
+            "task": task_name,
+            "tasks": json.dumps([{"queue": queue, "args": args} for queue, args in tasks]),
+        },
+    )
+
+
+async def notify_scheduler(session: AsyncSession) -> None:
+    """Wake the cluster's scheduler, whichever process leads it (sent at commit)."""
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": SCHEDULE_CHANNEL})
 
 
 async def take_scheduler_lock(connection: asyncpg.Connection) -> bool:

@@ -30,20 +30,23 @@ import procrastinate
 from atelier import events
 from atelier.comfyui import capabilities
 from atelier.db.notify import PostgresEventBus, asyncpg_dsn
+from atelier.db.security import KeyRepository
 from atelier.db.tables import JobRow, utcnow
 from atelier.db.workers import (
+    SCHEDULE_CHANNEL,
     WorkerRepository,
     check_connection,
+    defer_tasks,
+    notify_scheduler,
     procrastinate_schema_missing,
     take_scheduler_lock,
 )
-from atelier.dispatch import policy
+from atelier.dispatch import policy, rounds
 from atelier.dispatch.ledger import JobLedger
 from atelier.settings import Settings
 
 log = logging.getLogger("atelier.cluster")
 
-CLAIM_WINDOW = 32  # queued jobs per owner the scheduler looks at per round
 RUN_TASK = "atelier.run_attempt"
 WAKING_EVENTS = {
     events.QUEUED,
@@ -78,31 +81,63 @@ async def install_task_schema(ledger: JobLedger, app: procrastinate.App) -> None
             await app.schema_manager.apply_schema_async()
 
 
-def _classes(graph: dict[str, Any]) -> frozenset[str]:
-    return frozenset(
-        str(node.get("class_type")) for node in graph.values() if isinstance(node, dict)
-    )
-
-
 class ClusterScheduler:
+    """Stands for election and, while it holds the lock, runs scheduling rounds.
+
+    ``standby``: an API replica's scheduler leaves the lead to the workers while any of
+    them is alive (a replica's event loop is busy with submits and streams exactly when
+    the queue fills up); it leads only when no worker is, so leases still expire.
+    The leader listens on ``SCHEDULE_CHANNEL`` on its lock connection: every process's
+    ``wake()`` (a job submitted, a slot freed) reaches it at once, not at the next poll.
+    """
+
     def __init__(
-        self, settings: Settings, *, ledger: JobLedger, bus: PostgresEventBus, app: Any
+        self,
+        settings: Settings,
+        *,
+        ledger: JobLedger,
+        bus: PostgresEventBus,
+        standby: bool = False,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.bus = bus
-        self.app = app
+        self.standby = standby
         self.owner_caps: dict[str | None, int] = {}
         self.leading = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._notify: asyncio.Task[None] | None = None
+        self._notify_again = False
+        self._workers_alive = 0  # as the last round saw them
         self._object_info: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._sent_checkpoint: dict[str, str] = {}  # worker -> checkpoint of its last job
         self._last_backend: str | None = None
         self._stopping = False
 
-    def wake(self) -> None:
+    def wake(self, *, tell_leader: bool = True) -> None:
+        """Look at the queue now: here if this process leads, else (``tell_leader``)
+        NOTIFY the leader. Every NOTIFY commit takes PostgreSQL's one notification-queue
+        lock, so only what the events trigger does not already announce should send it."""
         self._wake.set()
+        if not tell_leader or self.leading.is_set() or self._stopping:
+            return
+        if self._notify is not None and not self._notify.done():
+            self._notify_again = True  # one more after the one under way
+            return
+        self._notify = asyncio.create_task(self._send_wake(), name="cluster-scheduler-wake")
+
+    async def _send_wake(self) -> None:
+        while True:
+            self._notify_again = False
+            try:
+                async with self.ledger.database.transaction() as session:
+                    await notify_scheduler(session)
+            except Exception as exc:  # the leader's poll is the safety net
+                log.warning("could not wake the scheduler (%s)", type(exc).__name__)
+                return
+            if not self._notify_again:
+                return
 
     async def start(self) -> None:
         self._tasks = [
@@ -114,9 +149,10 @@ class ClusterScheduler:
         # A flag as well as the cancel (Python 3.11's wait_for can swallow a cancel).
         self._stopping = True
         self._wake.set()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._notify] if self._notify is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
         self.leading.clear()
 
@@ -127,11 +163,25 @@ class ClusterScheduler:
                 if event.type in WAKING_EVENTS:
                     self._wake.set()
 
+    async def _stand_by(self) -> bool:
+        """Whether this process leaves the lead to a live worker now."""
+        if not self.standby:
+            return False
+        try:
+            async with self.ledger.unit() as unit:
+                alive = await WorkerRepository(unit.session).alive(self.alive_since())
+        except Exception:  # PostgreSQL away: stand for election as usual
+            return False
+        return bool(alive)
+
     async def _lead(self) -> None:
         """Hold the advisory lock (waiting for it while another process has it), and
         schedule while holding it. A lost connection gives the lock up."""
         dsn = asyncpg_dsn(self.settings.resolved_database_url)
         while not self._stopping:
+            if await self._stand_by():
+                await asyncio.sleep(self.settings.poll_interval)
+                continue
             try:
                 connection = await asyncpg.connect(dsn, timeout=10)
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
@@ -139,15 +189,18 @@ class ClusterScheduler:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                while not self._stopping:
-                    if await take_scheduler_lock(connection):
-                        break
-                    await asyncio.sleep(self.settings.poll_interval)
-                if self._stopping:
-                    return
-                log.info("this process schedules the cluster")
-                self.leading.set()
-                await self._schedule(connection)
+                elected = False
+                while not self._stopping and not elected:
+                    elected = await take_scheduler_lock(connection)
+                    if not elected:
+                        await asyncio.sleep(self.settings.poll_interval)
+                        if await self._stand_by():
+                            break
+                if elected and not self._stopping:
+                    await connection.add_listener(SCHEDULE_CHANNEL, lambda *_: self._wake.set())
+                    log.info("this process schedules the cluster")
+                    self.leading.set()
+                    await self._schedule(connection)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("scheduler lost PostgreSQL (%s); standing for election again", exc)
             finally:
@@ -157,7 +210,9 @@ class ClusterScheduler:
             await asyncio.sleep(0.2)
 
     async def _schedule(self, connection: asyncpg.Connection) -> None:
+        """Rounds until stopped, the connection drops, or (standby) a worker is alive."""
         while not self._stopping:
+            self._wake.clear()
             try:
                 await self.expire_leases()
                 await self.dispatch_once()
@@ -165,19 +220,21 @@ class ClusterScheduler:
                 raise
             except Exception:
                 log.exception("cluster scheduling round failed; retrying")
-            self._wake.clear()
+            if self.standby and self._workers_alive:
+                log.info("a worker is alive; leaving the scheduling to the workers")
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
             await check_connection(connection)  # still holding the lock?
 
-    def _alive_since(self) -> Any:
+    def alive_since(self) -> Any:
         return utcnow() - timedelta(seconds=self.settings.worker_lease_timeout)
 
     async def expire_leases(self) -> int:
         """Requeue running jobs of workers whose lease ran out."""
         async with self.ledger.unit() as unit:
             workers = WorkerRepository(unit.session)
-            alive = [w.name for w in await workers.alive(self._alive_since())]
+            alive = [w.name for w in await workers.alive(self.alive_since())]
             orphans = await workers.running_elsewhere(alive)
         for job_id, backend, attempt_id in orphans:
             log.warning("worker %s lost its lease; requeueing job %s", backend, job_id)
@@ -190,11 +247,15 @@ class ClusterScheduler:
         return len(orphans)
 
     async def dispatch_once(self) -> int:
+        """One round in one transaction: read the free slots and the queue, run the
+        policy, claim each pair and defer its task on the worker's queue. A round that
+        fails leaves nothing half done (no claim without its task, no task without its
+        claim)."""
         async with self.ledger.unit() as unit:
             repository = WorkerRepository(unit.session)
-            workers = await repository.alive(self._alive_since())
+            workers = await repository.alive(self.alive_since())
+            self._workers_alive = len(workers)
             running = await repository.running_by_backend()
-            in_flight = await repository.running_by_owner()
             slots = []
             for worker in workers:
                 free = worker.slots - running.get(worker.name, 0)
@@ -218,61 +279,40 @@ class ClusterScheduler:
                 )
             if not slots:
                 return 0
-            jobs = await unit.jobs.dispatchable(per_owner=CLAIM_WINDOW)
-        if not jobs:
-            return 0
-        now = utcnow()
-        by_id: dict[str, JobRow] = {job.id: job for job in jobs}
-        candidates = [
-            policy.Candidate(
-                job.id,
-                _classes(job.graph),
-                priority=job.priority,
-                owner=job.owner,
-                checkpoint=job.checkpoint,
-                vram=job.vram_required,
-                waited=(now - job.created_at).total_seconds(),
-                models=capabilities.graph_models(job.graph),
+            jobs = await unit.jobs.dispatchable(per_owner=rounds.CLAIM_WINDOW)
+            if not jobs:
+                return 0
+            by_id: dict[str, JobRow] = {job.id: job for job in jobs}
+            # The keys table is the truth for per-key caps: a worker leading the
+            # scheduler has no key service of its own to keep ``owner_caps`` fresh.
+            caps: dict[str | None, int] = dict(self.owner_caps)
+            caps.update(await KeyRepository(unit.session).running_caps())
+            rules = rounds.rules(
+                self.settings,
+                last_backend=self._last_backend,
+                owner_caps=caps,
+                in_flight=await repository.running_by_owner(),
             )
-            for job in jobs
-        ]
-        rules = policy.Policy(
-            fair_share=self.settings.fair_share,
-            affinity=self.settings.affinity,
-            affinity_max_wait=self.settings.affinity_max_wait,
-            owner_cap=self.settings.max_running_per_owner,
-            round_robin=self.settings.scheduler == "round_robin",
-            last_backend=self._last_backend,
-            owner_caps=dict(self.owner_caps),
-            in_flight=in_flight,
-        )
-        started = 0
-        for job_id, worker_name in policy.assign(candidates, slots, rules):
-            job = by_id[job_id]
-            self._last_backend = worker_name
-            attempt_id = await self.ledger.claim(job_id, worker_name, job.attempt + 1)
-            if attempt_id is None:
-                continue  # cancelled meanwhile
-            if job.checkpoint is not None:
-                self._sent_checkpoint[worker_name] = job.checkpoint
-            # If this defer is lost (a crash right here), the worker finds the claimed job
-            # when it next reconciles, so nothing waits forever.
-            try:
+            tasks: list[tuple[str, dict[str, str]]] = []
+            sent: dict[str, str] = {}
+            for job_id, worker_name in policy.assign(
+                rounds.candidates(jobs, utcnow()), slots, rules
+            ):
+                job = by_id[job_id]
+                attempt_id = await self.ledger.claim_in(unit, job_id, worker_name, job.attempt + 1)
+                if attempt_id is None:
+                    continue  # cancelled meanwhile
+                self._last_backend = worker_name
+                if job.checkpoint is not None:
+                    sent[worker_name] = job.checkpoint
                 # No procrastinate lock: the attempt id in the jobs table is the lock,
                 # and a dead worker's task would hold a procrastinate lock forever.
-                await self.app.configure_task(
-                    RUN_TASK, queue=worker_queue(worker_name)
-                ).defer_async(job_id=job_id, attempt_id=attempt_id)
-            except Exception as exc:
-                await self.ledger.requeue(
-                    job_id,
-                    attempt_id,
-                    f"could not hand the job to worker {worker_name}: {type(exc).__name__}",
-                    max_attempts=self.settings.max_attempts,
+                tasks.append(
+                    (worker_queue(worker_name), {"job_id": job_id, "attempt_id": attempt_id})
                 )
-                raise
-            started += 1
-        return started
+            await defer_tasks(unit.session, RUN_TASK, tasks)
+        self._sent_checkpoint.update(sent)
+        return len(tasks)
 
 
 class ClusterDispatcher:
@@ -290,7 +330,7 @@ class ClusterDispatcher:
         self.settings = settings
         self.ledger = ledger
         self.app = task_app(settings)
-        self.scheduler = ClusterScheduler(settings, ledger=ledger, bus=bus, app=self.app)
+        self.scheduler = ClusterScheduler(settings, ledger=ledger, bus=bus, standby=True)
         self.scheduler.owner_caps = owner_caps  # the same dict, kept fresh by its owner
 
     @property
@@ -311,12 +351,22 @@ class ClusterDispatcher:
         await self.app.close_async()
 
     def wake(self) -> None:
-        self.scheduler.wake()
+        # A submit: its ``queued`` event's NOTIFY (the events trigger) already wakes the
+        # leader through its event bus; a NOTIFY of its own per submit would only queue
+        # up behind the others at commit (pg_stat_activity showed COMMITs waiting on
+        # the notification lock during a submit burst).
+        self.scheduler.wake(tell_leader=False)
 
     def request_cancel(self, job_id: str) -> None:
         # The durable flag and its cancel_requested event reach the worker that runs
         # the job through the event bus (PostgreSQL NOTIFY); nothing runs here.
         return None
+
+    async def live_workers(self) -> int:
+        """Workers heartbeating within their lease, whose ComfyUI takes work."""
+        async with self.ledger.unit() as unit:
+            workers = await WorkerRepository(unit.session).alive(self.scheduler.alive_since())
+        return sum(worker.state in ("up", "degraded") for worker in workers)
 
     async def describe_workers(self) -> list[dict[str, Any]]:
         """Every registered worker as /api/v1/backends shows a backend."""

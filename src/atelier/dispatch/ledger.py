@@ -68,27 +68,34 @@ class JobLedger:
 
     async def claim(self, job_id: str, backend: str, attempt: int) -> str | None:
         """queued -> running on ``backend``; returns the new attempt id (the prompt_id)."""
+        async with self.unit() as unit:
+            return await self.claim_in(unit, job_id, backend, attempt)
+
+    async def claim_in(
+        self, unit: UnitOfWork, job_id: str, backend: str, attempt: int
+    ) -> str | None:
+        """``claim`` inside the caller's transaction (the cluster scheduler claims a whole
+        round, and defers its tasks, in one)."""
         attempt_id = str(uuid.uuid4())
         now = utcnow()
-        async with self.unit() as unit:
-            claimed = await unit.jobs.transition(
-                job_id,
-                CLAIM,
-                backend=backend,
-                attempt_id=attempt_id,
-                attempt=attempt,
-                started_at=now,
-                progress=0.0,
-                current_node=None,
-                current_node_type=None,
-                step=None,
-                max_steps=None,
-                stage=None,
-                eta_seconds=None,
-            )
-            if not claimed:
-                return None
-            await _open_attempt(unit, job_id, attempt_id, attempt, backend, now)
+        claimed = await unit.jobs.transition(
+            job_id,
+            CLAIM,
+            backend=backend,
+            attempt_id=attempt_id,
+            attempt=attempt,
+            started_at=now,
+            progress=0.0,
+            current_node=None,
+            current_node_type=None,
+            step=None,
+            max_steps=None,
+            stage=None,
+            eta_seconds=None,
+        )
+        if not claimed:
+            return None
+        await _open_attempt(unit, job_id, attempt_id, attempt, backend, now)
         return attempt_id
 
     async def progress(self, job_id: str, attempt_id: str, snapshot: dict[str, Any]) -> None:

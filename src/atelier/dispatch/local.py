@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from atelier.comfyui import capabilities
 from atelier.db.tables import JobRow, utcnow
-from atelier.dispatch import policy
+from atelier.dispatch import policy, rounds
 from atelier.dispatch.backends import BackendPool
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.runner import Attempt, JobRunner
@@ -24,8 +23,6 @@ from atelier.settings import Settings
 from atelier.storage.base import ArtifactStore
 
 log = logging.getLogger("atelier.dispatch")
-
-CLAIM_WINDOW = 32  # queued jobs per owner the scheduler looks at per round
 
 
 class LocalDispatcher:
@@ -135,40 +132,22 @@ class LocalDispatcher:
         if not slots:
             return 0
         async with self.ledger.unit() as unit:
-            jobs = await unit.jobs.dispatchable(per_owner=CLAIM_WINDOW)
+            jobs = await unit.jobs.dispatchable(per_owner=rounds.CLAIM_WINDOW)
         if not jobs:
             self._move_pipelined_to_idle_backends()
             return 0
-        now = utcnow()
         by_id = {job.id: job for job in jobs}
-        candidates = [
-            policy.Candidate(
-                job.id,
-                _classes(job.graph),
-                priority=job.priority,
-                owner=job.owner,
-                checkpoint=job.checkpoint,
-                vram=job.vram_required,
-                waited=(now - job.created_at).total_seconds(),
-                models=capabilities.graph_models(job.graph),
-            )
-            for job in jobs
-        ]
         in_flight: dict[str | None, int] = {}
         for runner in self.runners.values():
             in_flight[runner.attempt.owner] = in_flight.get(runner.attempt.owner, 0) + 1
-        rules = policy.Policy(
-            fair_share=self.settings.fair_share,
-            affinity=self.settings.affinity,
-            affinity_max_wait=self.settings.affinity_max_wait,
-            owner_cap=self.settings.max_running_per_owner,
-            round_robin=self.settings.scheduler == "round_robin",
+        rules = rounds.rules(
+            self.settings,
             last_backend=self._last_backend,
-            owner_caps=dict(self.owner_caps),
+            owner_caps=self.owner_caps,
             in_flight=in_flight,
         )
         started = 0
-        for job_id, backend_name in policy.assign(candidates, slots, rules):
+        for job_id, backend_name in policy.assign(rounds.candidates(jobs, utcnow()), slots, rules):
             job = by_id[job_id]
             self._last_backend = backend_name
             attempt_id = await self.ledger.claim(job_id, backend_name, job.attempt + 1)
@@ -209,7 +188,7 @@ class LocalDispatcher:
                 (
                     r
                     for r in waiting
-                    if (classes is None or _classes(r.attempt.graph) <= classes)
+                    if (classes is None or capabilities.graph_classes(r.attempt.graph) <= classes)
                     and (models is None or capabilities.graph_models(r.attempt.graph) <= models)
                 ),
                 None,
@@ -266,9 +245,3 @@ class LocalDispatcher:
             self._wake.set()
 
         task.add_done_callback(done)
-
-
-def _classes(graph: dict[str, Any]) -> frozenset[str]:
-    return frozenset(
-        str(node.get("class_type")) for node in graph.values() if isinstance(node, dict)
-    )

@@ -64,7 +64,7 @@ class Worker:
         self.backend = self.pool.backends[name]
         self.app = task_app(settings)
         self.app.task(name=RUN_TASK, queue=worker_queue(name))(self._run_task)
-        self.scheduler = ClusterScheduler(settings, ledger=self.ledger, bus=self.bus, app=self.app)
+        self.scheduler = ClusterScheduler(settings, ledger=self.ledger, bus=self.bus)
         self.runners: dict[str, tuple[JobRunner, asyncio.Task[None]]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._started_at = utcnow()
