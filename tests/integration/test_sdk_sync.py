@@ -52,12 +52,21 @@ class CuttingProxy:
                 await upstream_writer.drain()
 
         async def server_to_client() -> None:
-            frames = 0
+            frames, pending = 0, b""
             while data := await upstream_reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-                if watching.is_set():
-                    frames += data.count(b"data:")
+                if not watching.is_set():
+                    writer.write(data)
+                    await writer.drain()
+                    continue
+                # Whole frames only, so the cut comes after exactly two events however
+                # the server's writes were split or merged on the way (a loaded machine
+                # can deliver three frames in one read).
+                pending += data
+                while (frame := _next_frame(pending)) is not None:
+                    pending = pending[len(frame) :]
+                    writer.write(frame)
+                    await writer.drain()
+                    frames += b"data:" in frame
                     if frames >= 2:
                         return  # cut: close both sides mid-stream
 
@@ -70,6 +79,12 @@ class CuttingProxy:
             await asyncio.gather(*pumps, return_exceptions=True)
             writer.close()
             upstream_writer.close()
+
+
+def _next_frame(buffer: bytes) -> bytes | None:
+    """The first whole SSE frame in ``buffer`` (with its blank line), if one has arrived."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := buffer.find(sep)) >= 0]
+    return buffer[: min(ends)] if ends else None
 
 
 class ProxyThread:
