@@ -195,7 +195,10 @@ async def test_two_replicas_three_workers_kills_and_restarts(
                 return bool(seen) and seen[-1] >= everything[-1]
 
             await eventually(follower_caught_up, timeout=30)
-            phase("outputs checked, follower caught up")
+            phase(
+                f"outputs checked, follower caught up: {JOBS} jobs completed, {prompts} "
+                f"prompts ({lost} lost attempts), {len(everything)} events"
+            )
     finally:
         stop_events.set()
         if follower is not None:

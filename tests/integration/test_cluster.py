@@ -44,6 +44,8 @@ async def test_workers_run_the_jobs(
     server_factory: Any, postgres_url: str, fake: Any, fake_b: Any, workers: Workers
 ) -> None:
     replica = await start_replica(server_factory, postgres_url)
+    async with replica.client() as client:
+        assert (await client.get("/ready")).status_code == 503  # no worker yet
     workers.start("gpu-a", fake.url)
     workers.start("gpu-b", fake_b.url)
     await eventually(lambda: _both_alive(postgres_url), timeout=60)
@@ -53,6 +55,8 @@ async def test_workers_run_the_jobs(
         ]
         done = [await job_reaches(client, s["id"], "completed", "failed") for s in submitted]
         listed = (await client.get("/api/v1/backends")).json()["items"]
+        ready = await client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["backends_up"] == 2  # live workers
     assert [(b["name"], b["status"], b["slots"]) for b in listed] == [
         ("gpu-a", "up", 2),
         ("gpu-b", "up", 2),

@@ -78,11 +78,17 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 
 class PostgresEventBus:
     def __init__(
-        self, database: Database, *, grace: float = 5.0, poll_interval: float = 1.0
+        self,
+        database: Database,
+        *,
+        grace: float = 5.0,
+        poll_interval: float = 1.0,
+        read_every: float = READ_EVERY,
     ) -> None:
         self.database = database
         self.grace = grace
         self.poll_interval = poll_interval
+        self.read_every = read_every
         self._fanout = LocalEventBus()
         self._watermark = 0
         # (watermark, writers holding job_events then, first seen, those writers ended)
@@ -194,7 +200,7 @@ class PostgresEventBus:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             # Notifications that arrive meanwhile join this batch.
-            await asyncio.sleep(max(0.0, read_at + READ_EVERY - loop.time()))
+            await asyncio.sleep(max(0.0, read_at + self.read_every - loop.time()))
             self._wake.clear()
 
     async def read_once(self) -> bool:

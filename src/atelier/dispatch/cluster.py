@@ -87,8 +87,9 @@ class ClusterScheduler:
     ``standby``: an API replica's scheduler leaves the lead to the workers while any of
     them is alive (a replica's event loop is busy with submits and streams exactly when
     the queue fills up); it leads only when no worker is, so leases still expire.
-    The leader listens on ``SCHEDULE_CHANNEL`` on its lock connection: every process's
-    ``wake()`` (a job submitted, a slot freed) reaches it at once, not at the next poll.
+    The leader listens on ``SCHEDULE_CHANNEL`` on its lock connection: a worker's
+    ``wake()`` when a slot frees reaches it at once, not at the next poll; a submit's
+    ``queued`` event reaches it through the event bus.
     """
 
     def __init__(

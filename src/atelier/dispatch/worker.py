@@ -40,6 +40,7 @@ log = logging.getLogger("atelier.worker")
 
 RECONCILE_EVERY = 5  # heartbeats
 STALE_CLAIM = 60.0  # seconds
+WORKER_READ_EVERY = 0.25  # seconds between reads of the events table, at most
 
 
 class Worker:
@@ -50,8 +51,14 @@ class Worker:
         self.name = name
         self.slots = slots
         self.database = Database(settings.resolved_database_url)
+        # A worker follows events only for cancels and as the scheduler's safety net (a
+        # freed slot reaches the leader by NOTIFY): reading the whole cluster's progress
+        # 20 times a second in every worker cost CPU the jobs need.
         self.bus = PostgresEventBus(
-            self.database, grace=settings.event_gap_grace, poll_interval=settings.poll_interval
+            self.database,
+            grace=settings.event_gap_grace,
+            poll_interval=settings.poll_interval,
+            read_every=WORKER_READ_EVERY,
         )
         self.store: ArtifactStore = build_store(settings)
         self.ledger = JobLedger(self.database, self.bus)
