@@ -29,7 +29,7 @@ import procrastinate
 
 from atelier import events
 from atelier.comfyui import capabilities
-from atelier.db.notify import PostgresEventBus, asyncpg_dsn
+from atelier.db.notify import READ_EVERY, PostgresEventBus, asyncpg_dsn
 from atelier.db.security import KeyRepository
 from atelier.db.tables import JobRow, utcnow
 from atelier.db.workers import (
@@ -179,6 +179,7 @@ class ClusterScheduler:
         """Hold the advisory lock (waiting for it while another process has it), and
         schedule while holding it. A lost connection gives the lock up."""
         dsn = asyncpg_dsn(self.settings.resolved_database_url)
+        following = self.bus.read_every
         while not self._stopping:
             if await self._stand_by():
                 await asyncio.sleep(self.settings.poll_interval)
@@ -201,11 +202,15 @@ class ClusterScheduler:
                     await connection.add_listener(SCHEDULE_CHANNEL, lambda *_: self._wake.set())
                     log.info("this process schedules the cluster")
                     self.leading.set()
+                    # A submit reaches the leader as its ``queued`` event: a worker that
+                    # leads reads events as often as a replica does while it leads.
+                    self.bus.read_every = min(following, READ_EVERY)
                     await self._schedule(connection)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("scheduler lost PostgreSQL (%s); standing for election again", exc)
             finally:
                 self.leading.clear()
+                self.bus.read_every = following
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(connection.close(), 2)
             await asyncio.sleep(0.2)
