@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from atelier.db.workers import SCHEDULER_LOCK
+from atelier.telemetry import health
 from tests.cluster import CLUSTER_FAST, Workers, alive_workers, worker_rows
 from tests.graphs import image_graph, sampler_graph
 from tests.helpers import eventually, job, job_reaches, submit
@@ -46,16 +47,28 @@ async def test_workers_run_the_jobs(
     replica = await start_replica(server_factory, postgres_url)
     async with replica.client() as client:
         assert (await client.get("/ready")).status_code == 503  # no worker yet
+        # The replica has no ComfyUI of its own: what it warns of is workers, not backends.
+        info = await eventually(lambda: _info_with(client, "warnings"))
+        assert info["shape"] == "cluster" and info["warnings"] == [health.NO_WORKER]
     workers.start("gpu-a", fake.url)
     workers.start("gpu-b", fake_b.url)
     await eventually(lambda: _both_alive(postgres_url), timeout=60)
     async with replica.client() as client:
+        info = await eventually(lambda: _info_with_workers(client, 2))
+        assert "warnings" not in info and info["backends"] == 2
+        report = await client.get("/api/v1/health")
+        assert report.status_code == 200 and report.json()["status"] == "healthy"
+        assert [b["name"] for b in report.json()["backends"]] == ["gpu-a", "gpu-b"]
         submitted = [
             await submit(client, image_graph(color=0x101010 * (i + 1), size=24)) for i in range(6)
         ]
+        assert not any(s.get("warnings") for s in submitted)
         done = [await job_reaches(client, s["id"], "completed", "failed") for s in submitted]
         listed = (await client.get("/api/v1/backends")).json()["items"]
         ready = await client.get("/ready")
+        metrics = (await client.get("/metrics")).text
+    for name in ("gpu-a", "gpu-b"):  # the workers, as the replica's Prometheus sees them
+        assert f'atelier_backend_up{{backend="{name}"}} 1.0' in metrics
     assert ready.status_code == 200 and ready.json()["backends_up"] == 2  # live workers
     assert [(b["name"], b["status"], b["slots"]) for b in listed] == [
         ("gpu-a", "up", 2),
@@ -70,6 +83,16 @@ async def test_workers_run_the_jobs(
     assert rows["gpu-a"]["url"] == fake.url and rows["gpu-a"]["slots"] == 2
     assert rows["gpu-a"]["state"] == "up"
     assert '"vram_total"' in rows["gpu-a"]["system_stats"]  # the backend's health and VRAM
+
+
+async def _info_with(client: Any, key: str) -> dict[str, Any] | None:
+    info: dict[str, Any] = (await client.get("/")).json()
+    return info if key in info else None
+
+
+async def _info_with_workers(client: Any, up: int) -> dict[str, Any] | None:
+    info: dict[str, Any] = (await client.get("/")).json()
+    return info if info["backends_up"] == up else None
 
 
 async def _both_alive(postgres_url: str) -> bool:

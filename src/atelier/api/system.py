@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from atelier import __version__
-from atelier.api.deps import RuntimeDep
+from atelier.api.deps import JobsDep, RuntimeDep
 from atelier.telemetry.health import capacity_warnings
 
 router = APIRouter(tags=["system"])
@@ -23,30 +23,29 @@ async def health() -> dict[str, str]:
 @router.get("/ready", operation_id="ready", responses={503: {"description": "Not ready"}})
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """Ready once the database answers and at least one backend is up (in the cluster
-    shape: at least one live worker)."""
+    shape: at least one live worker whose ComfyUI takes work)."""
     database = await runtime.database.ping()
-    live_workers = getattr(runtime.dispatcher, "live_workers", None)
-    backends = (
-        await live_workers() if live_workers is not None and database else runtime.pool.up_count
-    )
+    backends = 0
+    if database or runtime.settings.shape == "single":
+        described = await runtime.dispatcher.describe_backends()
+        backends = sum(backend["status"] in ("up", "degraded") for backend in described)
     ok = database and backends > 0
     body = {"status": "ready" if ok else "not ready", "database": database, "backends_up": backends}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/", operation_id="service_info")
-async def service_info(runtime: RuntimeDep) -> dict[str, Any]:
-    async with runtime.ledger.unit() as unit:
-        counts = await unit.jobs.count_by_status()
+async def service_info(runtime: RuntimeDep, jobs: JobsDep) -> dict[str, Any]:
+    capacity = runtime.dispatcher.capacity()
     info: dict[str, Any] = {
         "name": "atelier",
         "version": __version__,
-        "shape": "single-node",
+        "shape": "cluster" if runtime.settings.shape == "cluster" else "single-node",
         "database": runtime.database.dialect,
         "demo": runtime.settings.demo,
-        "jobs": counts,
-        "backends": len(runtime.pool.backends),
-        "backends_up": runtime.pool.up_count,
+        "jobs": await jobs.counts(),
+        "backends": capacity.known if capacity else None,
+        "backends_up": capacity.up if capacity else None,
         "docs": "/docs",
         "health": "/api/v1/health",
         "metrics": "/metrics",
@@ -66,7 +65,4 @@ async def service_info(runtime: RuntimeDep) -> dict[str, Any]:
 async def list_backends(runtime: RuntimeDep) -> dict[str, list[dict[str, Any]]]:
     """The ComfyUI backends: this process's own, or in the cluster shape the workers'
     (health, VRAM, loaded model, jobs in flight, last heartbeat)."""
-    workers = getattr(runtime.dispatcher, "describe_workers", None)
-    if workers is not None:
-        return {"items": await workers()}
-    return {"items": [backend.describe() for backend in runtime.pool]}
+    return {"items": await runtime.dispatcher.describe_backends()}

@@ -93,6 +93,7 @@ class Backend:
             "current_jobs": sorted(self.running),
             "last_error": self.last_error,
             "node_classes": len(self.object_info) if self.object_info is not None else None,
+            "model_loads": self.model_loads,
         }
 
 

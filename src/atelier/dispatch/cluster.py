@@ -42,6 +42,7 @@ from atelier.db.workers import (
     take_scheduler_lock,
 )
 from atelier.dispatch import policy, rounds
+from atelier.dispatch.base import Capacity
 from atelier.dispatch.ledger import JobLedger
 from atelier.settings import Settings
 
@@ -111,6 +112,7 @@ class ClusterScheduler:
         self._notify: asyncio.Task[None] | None = None
         self._notify_again = False
         self._workers_alive = 0  # as the last round saw them
+        self.workers_seen: Capacity | None = None  # live workers, as last looked at
         self._object_info: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._sent_checkpoint: dict[str, str] = {}  # worker -> checkpoint of its last job
         self._last_backend: str | None = None
@@ -173,7 +175,12 @@ class ClusterScheduler:
                 alive = await WorkerRepository(unit.session).alive(self.alive_since())
         except Exception:  # PostgreSQL away: stand for election as usual
             return False
+        self._saw(alive)
         return bool(alive)
+
+    def _saw(self, alive: list[Any]) -> None:
+        taking = sum(worker.state in ("up", "degraded") for worker in alive)
+        self.workers_seen = Capacity("worker", len(alive), taking)
 
     async def _lead(self) -> None:
         """Hold the advisory lock (waiting for it while another process has it), and
@@ -261,6 +268,7 @@ class ClusterScheduler:
             repository = WorkerRepository(unit.session)
             workers = await repository.alive(self.alive_since())
             self._workers_alive = len(workers)
+            self._saw(workers)
             running = await repository.running_by_backend()
             slots = []
             for worker in workers:
@@ -368,13 +376,11 @@ class ClusterDispatcher:
         # the job through the event bus (PostgreSQL NOTIFY); nothing runs here.
         return None
 
-    async def live_workers(self) -> int:
-        """Workers heartbeating within their lease, whose ComfyUI takes work."""
-        async with self.ledger.unit() as unit:
-            workers = await WorkerRepository(unit.session).alive(self.scheduler.alive_since())
-        return sum(worker.state in ("up", "degraded") for worker in workers)
+    def capacity(self) -> Capacity | None:
+        """Live workers as the scheduler last saw them (each poll, standing by or leading)."""
+        return self.scheduler.workers_seen
 
-    async def describe_workers(self) -> list[dict[str, Any]]:
+    async def describe_backends(self) -> list[dict[str, Any]]:
         """Every registered worker as /api/v1/backends shows a backend."""
         lease = timedelta(seconds=self.settings.worker_lease_timeout)
         async with self.ledger.unit() as unit:

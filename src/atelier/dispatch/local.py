@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from atelier.comfyui import capabilities
 from atelier.db.tables import JobRow, utcnow
 from atelier.dispatch import policy, rounds
 from atelier.dispatch.backends import BackendPool
+from atelier.dispatch.base import Capacity
 from atelier.dispatch.ledger import JobLedger
 from atelier.dispatch.runner import Attempt, JobRunner
 from atelier.job_state import JobStatus
@@ -75,6 +77,12 @@ class LocalDispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def capacity(self) -> Capacity:
+        return Capacity("backend", len(self.pool.backends), self.pool.up_count)
+
+    async def describe_backends(self) -> list[dict[str, Any]]:
+        return [backend.describe() for backend in self.pool]
 
     async def drain(self, timeout: float = 60.0) -> None:
         """Wait until no job is queued or running (tests and benchmarks use this)."""

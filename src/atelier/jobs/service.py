@@ -189,6 +189,11 @@ class JobsService:
         self.dispatcher.wake()
         return await self.get(job_id, owner=owner, base_url=base_url)
 
+    async def counts(self) -> dict[str, int]:
+        """Every job, counted by status."""
+        async with self.ledger.unit() as unit:
+            return await unit.jobs.count_by_status()
+
     async def delete(self, job_id: str, *, owner: str | None) -> None:
         async with self.ledger.unit() as unit:
             job = await unit.jobs.get(job_id, owner=owner)

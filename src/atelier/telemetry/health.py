@@ -28,22 +28,35 @@ NO_BACKEND = (
     "is added (atelier serve --backend URL, or ATELIER_BACKENDS)"
 )
 NONE_UP = "no backend is up: queued jobs wait until one comes back"
+NO_WORKER = (
+    "no worker is alive: jobs are accepted but wait in the queue until an `atelier worker` "
+    "heartbeats (docs/CLUSTER.md)"
+)
+NO_WORKER_UP = "no worker's ComfyUI is up: queued jobs wait until one comes back"
 
 
 def capacity_warnings(runtime: Runtime) -> list[str]:
-    """What stops accepted jobs from running right now (cheap: no I/O)."""
-    if not runtime.pool.backends:
-        return [NO_BACKEND]
-    if runtime.pool.up_count == 0:
-        return [NONE_UP]
+    """What stops accepted jobs from running right now (cheap: no I/O). In the cluster
+    shape, the live workers as the scheduler last saw them (nothing before its first look)."""
+    capacity = runtime.dispatcher.capacity()
+    if capacity is None:
+        return []
+    cluster = capacity.kind == "worker"
+    if capacity.known == 0:
+        return [NO_WORKER if cluster else NO_BACKEND]
+    if capacity.up == 0:
+        return [NO_WORKER_UP if cluster else NONE_UP]
     return []
 
 
 async def health_report(runtime: Runtime) -> dict[str, Any]:
     database = await _database(runtime)
     storage = await asyncio.to_thread(_storage, runtime)
-    backends = [_backend(b.describe()) for b in runtime.pool]
+    backends: list[dict[str, Any]] = []
     webhooks: dict[str, Any] = {"backlog": None, "failed": None}
+    if database["status"] == "up" or runtime.settings.shape == "single":
+        # The cluster's workers are rows in the database; a single node's are in memory.
+        backends = [_backend(b) for b in await runtime.dispatcher.describe_backends()]
     if database["status"] == "up":
         async with runtime.database.transaction() as session:
             deliveries = await OperationsRepository(session).deliveries_by_status()

@@ -92,6 +92,8 @@ class Metrics:
             self.state.jobs = await JobRepository(session).count_by_status()
             self.state.queued = await operations.queued_by_priority()
             self.state.deliveries = await operations.deliveries_by_status()
+        # This process's backends, or in the cluster shape every worker's.
+        self.state.backends = await runtime.dispatcher.describe_backends()
         return generate_latest(self.registry)
 
     async def _consume(self, runtime: Runtime) -> None:
@@ -131,6 +133,7 @@ class StateCollector(Collector):
         self.jobs: dict[str, int] = {}
         self.queued: dict[int, int] = {}
         self.deliveries: dict[str, int] = {}
+        self.backends: list[dict[str, Any]] = []
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # state is dynamic: do not collect at registration
@@ -157,7 +160,7 @@ class StateCollector(Collector):
         runtime = self.runtime
         if runtime is None:
             return
-        yield from _backend_metrics(runtime)
+        yield from _backend_metrics(self.backends)
         published = CounterMetricFamily(
             "atelier_events_published", "Job events published, by type.", labels=["type"]
         )
@@ -176,7 +179,8 @@ class StateCollector(Collector):
         yield subscribers
 
 
-def _backend_metrics(runtime: Runtime) -> Iterator[Metric]:
+def _backend_metrics(backends: list[dict[str, Any]]) -> Iterator[Metric]:
+    """From ``Dispatcher.describe_backends``: a single node's backends, a cluster's workers."""
     labels = ["backend"]
     up = GaugeMetricFamily("atelier_backend_up", "1 if the backend takes work.", labels=labels)
     busy = GaugeMetricFamily(
@@ -193,16 +197,17 @@ def _backend_metrics(runtime: Runtime) -> Iterator[Metric]:
         "Jobs sent to the backend with another checkpoint than the one it held.",
         labels=labels,
     )
-    for backend in runtime.pool:
-        name = [backend.name]
-        up.add_metric(name, 1.0 if backend.accepts_work else 0.0)
-        busy.add_metric(name, min(1.0, len(backend.running) / max(1, backend.slots)))
-        device: dict[str, Any] = backend.device
-        if isinstance(device.get("vram_free"), int | float):
-            free.add_metric(name, float(device["vram_free"]))
-        if isinstance(device.get("vram_total"), int | float):
-            total.add_metric(name, float(device["vram_total"]))
-        loads.add_metric(name, backend.model_loads)
+    for backend in backends:
+        name = [str(backend["name"])]
+        up.add_metric(name, 1.0 if backend["status"] in ("up", "degraded") else 0.0)
+        in_flight = backend.get("queue_length") or 0
+        busy.add_metric(name, min(1.0, in_flight / max(1, backend.get("slots") or 1)))
+        if isinstance(backend.get("vram_free"), int | float):
+            free.add_metric(name, float(backend["vram_free"]))
+        if isinstance(backend.get("vram_total"), int | float):
+            total.add_metric(name, float(backend["vram_total"]))
+        if isinstance(backend.get("model_loads"), int):  # counted where the scheduler runs
+            loads.add_metric(name, backend["model_loads"])
     yield from (up, busy, free, total, loads)
 
 
