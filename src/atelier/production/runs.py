@@ -14,7 +14,6 @@ from atelier.db.database import Database
 from atelier.db.studio import ProjectRepository, RunRepository
 from atelier.db.studio_tables import CharacterRow, RunRow, StepRow
 from atelier.db.tables import ArtifactRow, JobRow, utcnow
-from atelier.dispatch.backends import BackendPool
 from atelier.errors import (
     PipelineNotFound,
     ProjectArchived,
@@ -54,12 +53,12 @@ class RunsService:
         self,
         database: Database,
         engine: RunEngine,
-        pool: BackendPool,
+        backends_up: Callable[[], int],
         sign_url: Callable[[str, str], str] | None,
     ) -> None:
         self.database = database
         self.engine = engine
-        self.pool = pool
+        self.backends_up = backends_up  # for the segments' ETA: backends, or live workers
         self.sign_url = sign_url
 
     def pipelines(self) -> PipelineList:
@@ -395,7 +394,7 @@ class RunsService:
             found = artifacts.get(artifact_id)
             return [artifact_view(found, base_url, sign)] if found else []
 
-        return [_run_view(run, steps[run.id], jobs, view, self.pool.up_count) for run in runs]
+        return [_run_view(run, steps[run.id], jobs, view, self.backends_up()) for run in runs]
 
 
 def _dependents(steps: list[StepRow], name: str) -> list[str]:

@@ -51,6 +51,10 @@ def build_studio(
             return sign_url(base_url, artifact_id)
         return f"{base_url.rstrip('/')}/api/v1/artifacts/{artifact_id}"
 
+    def backends_up() -> int:
+        capacity = jobs.dispatcher.capacity()
+        return capacity.up if capacity is not None else 0
+
     media = MediaSteps(store, settings.data_dir / "studio-scratch")
     engine = RunEngine(
         database,
@@ -62,7 +66,7 @@ def build_studio(
     )
     return Studio(
         projects=ProjectsService(database, jobs.workflows.media, jobs.ledger.unit, artifact_url),
-        runs=RunsService(database, engine, pool, sign_url),
+        runs=RunsService(database, engine, backends_up, sign_url),
         engine=engine,
         gallery=GalleryService(settings, database, pool, jobs.workflows.registry, artifact_url),
     )
