@@ -38,7 +38,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 async def start_replica(server_factory: Any, postgres_url: str, **extra: Any) -> Any:
-    return await server_factory(postgres_url, [], shape="cluster", **CLUSTER_FAST, **extra)
+    return await server_factory(postgres_url, [], shape="cluster", **{**CLUSTER_FAST, **extra})
 
 
 async def test_workers_run_the_jobs(
@@ -127,6 +127,42 @@ async def test_a_killed_worker_loses_its_job_to_another(
     assert finished["attempt"] == 2
     assert [a["status"] for a in finished["attempts"]] == ["lost", "completed"]
     assert "stopped heartbeating" in finished["attempts"][0]["error"]["message"]
+
+
+async def test_a_worker_restarted_within_its_lease_reattaches_to_its_prompt(
+    server_factory: Any, postgres_url: str, fake: Any, tmp_path: Path
+) -> None:
+    """SIGKILLed mid-job and started again before its lease runs out, the worker finds
+    its prompt still running on its ComfyUI and follows it: one attempt, one execution."""
+    fake.set_timing(step_time=0.2)
+    lease = {"worker_lease_timeout": 30.0}
+    workers = Workers(postgres_url, tmp_path / "atelier", **lease)
+    try:
+        replica = await start_replica(server_factory, postgres_url, **lease)
+        worker = workers.start("gpu-a", fake.url)
+        await eventually(lambda: _alive(postgres_url, ["gpu-a"]), timeout=60)
+        async with replica.client() as client:
+            first = await submit(client, sampler_graph(steps=25))  # about 5 s on the fake
+
+            async def progressing() -> Any:
+                current = await job(client, first["id"])
+                return current if (current["progress"] or 0) > 0 else None
+
+            await eventually(progressing)
+            worker.kill()
+            worker.start()
+            finished = await job_reaches(client, first["id"], "completed", "failed", timeout=90)
+    finally:
+        workers.stop_all()
+    assert finished["status"] == "completed", finished["error"]
+    assert finished["attempt"] == 1
+    assert [a["status"] for a in finished["attempts"]] == ["completed"]
+    assert fake.prompt_count == 1  # followed, not sent again
+    assert [o["filename"] for o in finished["outputs"]]  # and its outputs collected
+
+
+async def _alive(postgres_url: str, names: list[str]) -> bool:
+    return await alive_workers(postgres_url) == names
 
 
 async def test_cancel_on_another_replica_stops_the_job_on_its_worker(
