@@ -183,6 +183,13 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[Any]:
             await server.stop()
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What the imports made lives all session: leave it out of every collection below
+    (a full collection after each test then looks only at what tests made, 3x cheaper)."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage_after_each_test() -> Iterator[None]:
     """A resource a test leaves open is collected (and reported) in that test's teardown,
