@@ -111,7 +111,6 @@ class ClusterScheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._notify: asyncio.Task[None] | None = None
         self._notify_again = False
-        self._workers_alive = 0  # as the last round saw them
         self.workers_seen: Capacity | None = None  # live workers, as last looked at
         self._object_info: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._sent_checkpoint: dict[str, str] = {}  # worker -> checkpoint of its last job
@@ -233,7 +232,7 @@ class ClusterScheduler:
                 raise
             except Exception:
                 log.exception("cluster scheduling round failed; retrying")
-            if self.standby and self._workers_alive:
+            if self.standby and self.workers_seen is not None and self.workers_seen.known:
                 log.info("a worker is alive; leaving the scheduling to the workers")
                 return
             with contextlib.suppress(TimeoutError):
@@ -267,7 +266,6 @@ class ClusterScheduler:
         async with self.ledger.unit() as unit:
             repository = WorkerRepository(unit.session)
             workers = await repository.alive(self.alive_since())
-            self._workers_alive = len(workers)
             self._saw(workers)
             running = await repository.running_by_backend()
             slots = []
