@@ -43,6 +43,19 @@ _NO_GRAPH = defer(JobRow.graph, raiseload=True)
 _INSERT_EVENT = insert(EVENTS).returning(EVENTS.c.id)
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """A queued job as a scheduling round weighs it (no graph, no documents)."""
+
+    id: str
+    priority: int
+    owner: str | None
+    checkpoint: str | None
+    vram_required: int | None
+    created_at: datetime
+    attempt: int
+
+
 @dataclass
 class JobChanges:
     """What a transaction wrote: the jobs whose row, attempts, outputs or events changed,
@@ -218,9 +231,11 @@ class JobRepository:
             self.changes.job(job_id, queue="status" in values or "priority" in values)
         return changed
 
-    async def dispatchable(self, per_owner: int) -> list[JobRow]:
+    async def dispatchable(self, per_owner: int) -> list[QueuedJob]:
         """The first ``per_owner`` queued jobs of every owner, by priority then age, so
-        that one owner's flood cannot hide another owner's job from the scheduler."""
+        that one owner's flood cannot hide another owner's job from the scheduler. Only
+        the columns a round weighs: a round reads this window every time a slot frees,
+        and the graphs are read once per job (``graphs``)."""
         rank = (
             func.row_number()
             .over(
@@ -235,12 +250,27 @@ class JobRepository:
             .subquery()
         )
         query = (
-            select(JobRow)
+            select(
+                JobRow.id,
+                JobRow.priority,
+                JobRow.owner,
+                JobRow.checkpoint,
+                JobRow.vram_required,
+                JobRow.created_at,
+                JobRow.attempt,
+            )
             .join(ranked, ranked.c.id == JobRow.id)
             .where(ranked.c.rank <= per_owner)
             .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
         )
-        return list((await self.session.execute(query)).scalars())
+        return [QueuedJob(*row) for row in await self.session.execute(query)]
+
+    async def graphs(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The graphs of these jobs, by id (a job deleted meanwhile is left out)."""
+        if not job_ids:
+            return {}
+        query = select(JobRow.id, JobRow.graph).where(JobRow.id.in_(job_ids))
+        return {job_id: graph for job_id, graph in await self.session.execute(query)}
 
     async def with_status(self, status: JobStatus) -> list[JobRow]:
         query = select(JobRow).where(JobRow.status == status).order_by(JobRow.created_at)

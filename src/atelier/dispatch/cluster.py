@@ -30,8 +30,9 @@ import procrastinate
 from atelier import events
 from atelier.comfyui import capabilities
 from atelier.db.notify import READ_EVERY, PostgresEventBus, asyncpg_dsn
+from atelier.db.repositories import QueuedJob
 from atelier.db.security import KeyRepository
-from atelier.db.tables import JobRow, utcnow
+from atelier.db.tables import utcnow
 from atelier.db.workers import (
     SCHEDULE_CHANNEL,
     WorkerRepository,
@@ -114,6 +115,7 @@ class ClusterScheduler:
         self.workers_seen: Capacity | None = None  # live workers, as last looked at
         self._object_info: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._sent_checkpoint: dict[str, str] = {}  # worker -> checkpoint of its last job
+        self.window = rounds.QueueWindow()
         self._last_backend: str | None = None
         self._stopping = False
 
@@ -291,10 +293,10 @@ class ClusterScheduler:
                 )
             if not slots:
                 return 0
-            jobs = await unit.jobs.dispatchable(per_owner=rounds.CLAIM_WINDOW)
+            jobs = await self.window.read(unit.jobs)
             if not jobs:
                 return 0
-            by_id: dict[str, JobRow] = {job.id: job for job in jobs}
+            by_id: dict[str, QueuedJob] = {job.id: job for job in jobs}
             # The keys table is the truth for per-key caps: a worker leading the
             # scheduler has no key service of its own to keep ``owner_caps`` fresh.
             caps: dict[str | None, int] = dict(self.owner_caps)
@@ -308,7 +310,7 @@ class ClusterScheduler:
             tasks: list[tuple[str, dict[str, str]]] = []
             sent: dict[str, str] = {}
             for job_id, worker_name in policy.assign(
-                rounds.candidates(jobs, utcnow()), slots, rules
+                self.window.candidates(jobs, utcnow()), slots, rules
             ):
                 job = by_id[job_id]
                 attempt_id = await self.ledger.claim_in(unit, job_id, worker_name, job.attempt + 1)

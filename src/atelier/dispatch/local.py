@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from atelier.comfyui import capabilities
+from atelier.db.repositories import QueuedJob
 from atelier.db.tables import JobRow, utcnow
 from atelier.dispatch import policy, rounds
 from atelier.dispatch.backends import BackendPool
@@ -48,6 +49,7 @@ class LocalDispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._last_backend: str | None = None  # where round robin left off
         self._early_cancels: set[str] = set()
+        self.window = rounds.QueueWindow()
         # Per-owner running-jobs caps (API keys' overrides); their owner keeps them fresh.
         self.owner_caps = owner_caps
         pool.watch(self.wake)  # a backend came back or freed a slot
@@ -140,11 +142,11 @@ class LocalDispatcher:
         if not slots:
             return 0
         async with self.ledger.unit() as unit:
-            jobs = await unit.jobs.dispatchable(per_owner=rounds.CLAIM_WINDOW)
-        if not jobs:
+            window = await self.window.read(unit.jobs)
+        if not window:
             self._move_pipelined_to_idle_backends()
             return 0
-        by_id = {job.id: job for job in jobs}
+        by_id = {job.id: job for job in window}
         in_flight: dict[str | None, int] = {}
         for runner in self.runners.values():
             in_flight[runner.attempt.owner] = in_flight.get(runner.attempt.owner, 0) + 1
@@ -154,24 +156,37 @@ class LocalDispatcher:
             owner_caps=self.owner_caps,
             in_flight=in_flight,
         )
-        started = 0
-        for job_id, backend_name in policy.assign(rounds.candidates(jobs, utcnow()), slots, rules):
-            job = by_id[job_id]
+        picks = policy.assign(self.window.candidates(window, utcnow()), slots, rules)
+        if not picks:
+            return 0
+        # The round's claims are one transaction, and the graphs of the jobs it claimed
+        # are read with them: the only graphs a round reads.
+        claimed: list[tuple[QueuedJob, str, str]] = []
+        async with self.ledger.unit() as unit:
+            for job_id, backend_name in picks:
+                job = by_id[job_id]
+                attempt_id = await self.ledger.claim_in(unit, job_id, backend_name, job.attempt + 1)
+                if attempt_id is not None:  # else cancelled meanwhile
+                    claimed.append((job, backend_name, attempt_id))
+            graphs = await unit.jobs.graphs([job.id for job, _, _ in claimed])
+        for job, backend_name, attempt_id in claimed:
             self._last_backend = backend_name
-            attempt_id = await self.ledger.claim(job_id, backend_name, job.attempt + 1)
-            if attempt_id is None:
-                continue  # cancelled or claimed elsewhere meanwhile
-            job.backend = backend_name
             backend = self.pool.get(backend_name)
             if backend is not None and job.checkpoint is not None:
                 if backend.last_checkpoint != job.checkpoint:
                     backend.model_loads += 1
                 backend.last_checkpoint = job.checkpoint
-            self._start_runner(job, attempt_id, job.attempt + 1, reattach=False)
-            started += 1
-        if len(jobs) == started:
+            row = JobRow(
+                id=job.id,
+                graph=graphs[job.id],
+                owner=job.owner,
+                backend=backend_name,
+                cancel_requested=False,
+            )
+            self._start_runner(row, attempt_id, job.attempt + 1, reattach=False)
+        if len(window) == len(claimed):
             self._move_pipelined_to_idle_backends()
-        return started
+        return len(claimed)
 
     def _move_pipelined_to_idle_backends(self) -> None:
         """The queue is empty but a backend sits idle while another has a job waiting,

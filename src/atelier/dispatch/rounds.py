@@ -9,27 +9,49 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from atelier.comfyui import capabilities
-from atelier.db.tables import JobRow
+from atelier.db.repositories import JobRepository, QueuedJob
 from atelier.dispatch import policy
 from atelier.settings import Settings
 
 CLAIM_WINDOW = 32  # queued jobs per owner the scheduler looks at per round
 
 
-def candidates(jobs: Iterable[JobRow], now: datetime) -> list[policy.Candidate]:
-    return [
-        policy.Candidate(
-            job.id,
-            capabilities.graph_classes(job.graph),
-            priority=job.priority,
-            owner=job.owner,
-            checkpoint=job.checkpoint,
-            vram=job.vram_required,
-            waited=(now - job.created_at).total_seconds(),
-            models=capabilities.graph_models(job.graph),
-        )
-        for job in jobs
-    ]
+class QueueWindow:
+    """The queued jobs a round weighs, with what each needs of a backend. A round reads
+    up to ``CLAIM_WINDOW`` jobs per owner every time a slot frees; a job's graph never
+    changes once submitted, so its node classes and model files are read and worked out
+    once, when it enters the window, not in every round it waits through."""
+
+    def __init__(self) -> None:
+        self._needs: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+    async def read(self, jobs: JobRepository) -> list[QueuedJob]:
+        window = await jobs.dispatchable(per_owner=CLAIM_WINDOW)
+        missing = [job.id for job in window if job.id not in self._needs]
+        for job_id, graph in (await jobs.graphs(missing)).items():
+            self._needs[job_id] = (
+                capabilities.graph_classes(graph),
+                capabilities.graph_models(graph),
+            )
+        # Only the window is kept: a job claimed, cancelled or deleted leaves it.
+        window = [job for job in window if job.id in self._needs]
+        self._needs = {job.id: self._needs[job.id] for job in window}
+        return window
+
+    def candidates(self, window: Iterable[QueuedJob], now: datetime) -> list[policy.Candidate]:
+        return [
+            policy.Candidate(
+                job.id,
+                self._needs[job.id][0],
+                priority=job.priority,
+                owner=job.owner,
+                checkpoint=job.checkpoint,
+                vram=job.vram_required,
+                waited=(now - job.created_at).total_seconds(),
+                models=self._needs[job.id][1],
+            )
+            for job in window
+        ]
 
 
 def rules(
