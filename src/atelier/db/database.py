@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from atelier.db.revisions import at_head
+from atelier.db.sqlite_inline import InlineConnection
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -39,7 +40,12 @@ class Database:
         if self.is_sqlite:
             # Transactions take turns (see _turn), so a connection or two is all it uses;
             # more would only add threads (aiosqlite runs one per connection).
-            kwargs.update(connect_args={"timeout": 30}, pool_size=2, max_overflow=0)
+            # SQLite runs on the event loop's thread (sqlite_inline.py): aiosqlite's
+            # thread hops cost more than the statements.
+            path = make_url(url).database or ":memory:"
+            kwargs.update(
+                async_creator=lambda: InlineConnection.open(path), pool_size=2, max_overflow=0
+            )
         else:
             # Connections beyond pool_size are closed when handed back, and opening one
             # (asyncpg's handshake and type set-up) costs far more CPU than a request:
@@ -159,13 +165,13 @@ def _upgrade(connection: Connection) -> None:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when a transaction begins.
-        dbapi_connection.isolation_level = None
+        # SQLAlchemy, not the driver, decides when a transaction begins (the connection
+        # opens with isolation_level=None). No busy timeout: a lock held by another
+        # process is waited for without blocking the loop (sqlite_inline.py).
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

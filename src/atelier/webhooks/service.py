@@ -166,7 +166,8 @@ class WebhookService:
         self.jobs = jobs
         self.wake_delivery = wake_delivery
         self._task: asyncio.Task[None] | None = None
-        self._seen: set[int] = set()
+        # Events read past the kept cursor, with when each happened.
+        self._seen: dict[int, datetime] = {}
         self._read = 0  # the highest event id read
         self._settled = 0  # the kept cursor: every event up to it is handled
         self._last_progress: dict[tuple[str, str], datetime] = {}
@@ -292,12 +293,16 @@ class WebhookService:
         """Turn new (and late-committed) events into deliveries; returns how many new
         events were read. The kept cursor only passes events older than GRACE, so a
         restart re-reads the young ones (deliveries are unique per webhook and event)."""
+        # Late events can only hide in the ids between the kept cursor and the highest
+        # read that were not seen: ask for those (usually none), not for the window.
+        gaps = [i for i in range(self._settled + 1, self._read + 1) if i not in self._seen]
         async with self.database.transaction() as session:
             feed = EventFeed(session)
             fresh = await feed.after(self._read, limit=PAGE)
-            window = await feed.window(self._settled, self._read)
-            late_ids = [i for i, _ in window if i not in self._seen]
-            late = await feed.by_ids(late_ids) if late_ids else []
+            if len(gaps) > PAGE:
+                window = await feed.window(self._settled, self._read)
+                gaps = [i for i, _ in window if i not in self._seen]
+            late = await feed.by_ids(gaps) if gaps else []
         created = 0
         todo = [row for row in [*late, *fresh] if row.id not in self._seen]
         relevant = [row for row in todo if row.type in EVENT_TYPES]
@@ -312,21 +317,20 @@ class WebhookService:
         for row in todo:
             if row.job_id in hooked:
                 created += await self._deliveries_for(row)
-            self._seen.add(row.id)
+            self._seen[row.id] = row.created_at
         if fresh:
             self._read = fresh[-1].id
-            window += [(row.id, row.created_at) for row in fresh]
         young = utcnow() - GRACE
         settled = self._settled
-        for event_id, created_at in window:
-            if created_at >= young:
+        for event_id in sorted(self._seen):
+            if self._seen[event_id] >= young:
                 break
             settled = event_id
         if settled != self._settled:
             async with self.database.transaction() as session:
                 await StateRepository(session).set(CURSOR, settled)
             self._settled = settled
-            self._seen = {i for i in self._seen if i > settled}
+            self._seen = {i: at for i, at in self._seen.items() if i > settled}
         if created:
             self.wake_delivery()
         return len(fresh)
