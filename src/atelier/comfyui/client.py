@@ -224,7 +224,9 @@ class ComfyClient:
     async def connect(self, client_id: str) -> AsyncIterator[ComfySocket]:
         try:
             connection = await asyncio.wait_for(
-                websockets.connect(self.websocket_url(client_id), max_size=None),
+                # No permessage-deflate: ComfyUI's messages are small JSON and JPEG
+                # previews, and inflating every frame cost more CPU than it saved.
+                websockets.connect(self.websocket_url(client_id), max_size=None, compression=None),
                 timeout=self._timeout,
             )
         except (OSError, TimeoutError, websockets.WebSocketException) as exc:
@@ -247,7 +249,10 @@ class ComfySocket:
         Raises BackendUnavailable when the socket closes.
         """
         try:
-            raw = await asyncio.wait_for(self._connection.recv(), timeout=timeout)
+            # asyncio.timeout, not wait_for: no task of its own for every message
+            # (recv is safe to cancel: the next call returns the message).
+            async with asyncio.timeout(timeout):
+                raw = await self._connection.recv()
         except TimeoutError:
             return None
         except (websockets.ConnectionClosed, OSError) as exc:
