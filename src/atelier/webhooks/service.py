@@ -15,6 +15,7 @@ import base64
 import contextlib
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -66,6 +67,7 @@ CURSOR = "webhooks.event_cursor"
 PAGE = 500
 GRACE = timedelta(seconds=10)  # events this young may still be joined by older ids
 POLL = 5.0
+SAVE_EVERY = 5.0  # seconds between writes of the kept cursor
 BATCH_WINDOW = 0.2  # seconds; webhook receivers do not need sub-second latency
 # Job event type -> webhook event type; others (output, cancel_requested) are not sent.
 EVENT_TYPES = {
@@ -170,6 +172,7 @@ class WebhookService:
         self._seen: dict[int, datetime] = {}
         self._read = 0  # the highest event id read
         self._settled = 0  # the kept cursor: every event up to it is handled
+        self._saved_at = 0.0  # when it was last written
         self._last_progress: dict[tuple[str, str], datetime] = {}
 
     # Subscriptions (API).
@@ -303,17 +306,14 @@ class WebhookService:
                 window = await feed.window(self._settled, self._read)
                 gaps = [i for i, _ in window if i not in self._seen]
             late = await feed.by_ids(gaps) if gaps else []
+            todo = [row for row in [*late, *fresh] if row.id not in self._seen]
+            relevant = {row.job_id for row in todo if row.type in EVENT_TYPES}
+            # One look-up for the whole batch: most events have no webhook at all, and
+            # a query per event would cost more than the event itself.
+            hooked = (
+                await WebhookRepository(session).jobs_with_hooks(relevant) if relevant else set()
+            )
         created = 0
-        todo = [row for row in [*late, *fresh] if row.id not in self._seen]
-        relevant = [row for row in todo if row.type in EVENT_TYPES]
-        # One look-up for the whole batch: most events have no webhook at all, and a
-        # query per event would cost more than the event itself.
-        hooked: set[str] = set()
-        if relevant:
-            async with self.database.transaction() as session:
-                hooked = await WebhookRepository(session).jobs_with_hooks(
-                    {row.job_id for row in relevant}
-                )
         for row in todo:
             if row.job_id in hooked:
                 created += await self._deliveries_for(row)
@@ -327,8 +327,12 @@ class WebhookService:
                 break
             settled = event_id
         if settled != self._settled:
-            async with self.database.transaction() as session:
-                await StateRepository(session).set(CURSOR, settled)
+            # The kept cursor is written at most every SAVE_EVERY: a restart re-reads a
+            # few more seconds of events, and deliveries are unique per webhook and event.
+            if time.monotonic() - self._saved_at >= SAVE_EVERY:
+                async with self.database.transaction() as session:
+                    await StateRepository(session).set(CURSOR, settled)
+                self._saved_at = time.monotonic()
             self._settled = settled
             self._seen = {i: at for i, at in self._seen.items() if i > settled}
         if created:
