@@ -78,6 +78,35 @@ async def test_queue_positions_stay_true(server_factory: Any, database_url: str)
             assert answer == truth
 
 
+async def test_a_queued_job_no_backend_can_take_is_answered_from_memory_with_its_warning(
+    server_factory: Any, database_url: str
+) -> None:
+    """No backend up is when dashboards poll a queued job most: the answer carries the
+    warning (body and header) and still comes from the held document, not the tables."""
+    server = await server_factory(database_url, [])
+    read_model = server.runtime.jobs.read_model
+    async with server.client() as client:
+        queued = await submit(client, image_graph())
+        first = await client.get(f"/api/v1/jobs/{queued['id']}")
+
+        async def a_held_read() -> bool:  # on PostgreSQL, once the bus's echo has passed
+            hits = read_model.hits
+            await client.get(f"/api/v1/jobs/{queued['id']}")
+            return read_model.hits == hits + 1
+
+        assert await eventually(a_held_read, timeout=10)
+        misses = read_model.misses
+        answers = [await client.get(f"/api/v1/jobs/{queued['id']}") for _ in range(5)]
+        assert read_model.misses == misses  # every one of them held
+        for answer in [first, *answers]:
+            assert answer.status_code == 200
+            assert answer.headers["atelier-warning"] == answer.json()["warnings"][0]
+            assert "no ComfyUI backend" in answer.json()["warnings"][0]
+            assert answer.json()["status"] == "queued"
+        truth = await _truth(server, queued["id"])
+        assert answers[-1].json() == {**truth, "warnings": answers[-1].json()["warnings"]}
+
+
 async def test_a_held_job_stays_hidden_from_other_owners(
     server_factory: Any, fake: Any, tmp_path: Any
 ) -> None:

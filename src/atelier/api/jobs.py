@@ -6,6 +6,7 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic_core import from_json, to_json
 
 from atelier.api.deps import (
     BaseUrl,
@@ -154,9 +155,21 @@ async def get_job(job_id: str, request: Request) -> Response:
         document = await runtime.jobs.status(job_id, owner=owner, base_url=base_url)
     except JobNotFound:
         document = None  # perhaps a prompt id
-    if document is not None and not (document.queued and health.capacity_warnings(runtime)):
-        return Response(document.body, media_type="application/json")
-    # A prompt id, or a queued job that no backend can take now (the answer says so).
+    if document is not None:
+        warnings = health.capacity_warnings(runtime) if document.queued else []
+        if not warnings:
+            return Response(document.body, media_type="application/json")
+        # A queued job no backend can take now: the held document, saying so. (Reading
+        # the tables for this made every poll of a queued job a load while the backends
+        # were down, the time dashboards poll most.)
+        body = from_json(document.body)
+        body["warnings"] = warnings
+        return Response(
+            to_json(body),
+            media_type="application/json",
+            headers={"Atelier-Warning": "; ".join(warnings)},
+        )
+    # A prompt id: the job it belongs to.
     warned = Response()
     job = _with_warnings(
         await lookup.get_job(runtime.jobs, job_id, owner=owner, base_url=base_url),
