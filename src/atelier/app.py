@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
@@ -71,3 +73,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: every answer
     return app
+
+
+def freeze_heap_after_start(app: FastAPI) -> None:
+    """Once the app has started, move everything made so far (modules, the schema, the
+    OpenAPI document, ComfyUI's object_info) out of the garbage collector's sight. A
+    full collection looked at all of it each time and held the loop for about 100 ms,
+    which was most of the status route's p99 (docs/PERFORMANCE.md). For `atelier serve`,
+    which builds one app per process; test processes build many and freeze nothing."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(started: FastAPI) -> AsyncIterator[Any]:
+        async with inner(started) as state:
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan

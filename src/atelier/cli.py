@@ -82,7 +82,7 @@ def serve(
     """Start the API server (SQLite and local files unless told otherwise)."""
     import uvicorn
 
-    from atelier.app import create_app
+    from atelier.app import create_app, freeze_heap_after_start
     from atelier.settings import Settings
 
     settings = Settings.from_options(
@@ -100,8 +100,10 @@ def serve(
         f"[bold]Atelier {__version__}[/bold] on http://{settings.host}:{settings.port} "
         f"(data: {settings.data_dir.resolve()}, docs: /docs)"
     )
+    app = create_app(settings)
+    freeze_heap_after_start(app)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
