@@ -38,8 +38,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            # Transactions take turns (see _turn), so a connection or two is all it uses;
-            # more would only add threads (aiosqlite runs one per connection).
+            # Transactions take turns (see _turn), so a connection or two is all it uses.
             # SQLite runs on the event loop's thread (sqlite_inline.py): aiosqlite's
             # thread hops cost more than the statements.
             path = make_url(url).database or ":memory:"
