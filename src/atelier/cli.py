@@ -108,8 +108,8 @@ def serve(
         port=settings.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # logs.configure above: one format for every line
-        # uvloop and httptools (uvicorn[standard]); a line per request only at debug level.
-        loop="uvloop",
+        # httptools (uvicorn[standard]); a line per request only at debug level.
+        loop=settings.event_loop,
         http="httptools",
         access_log=settings.log_level.lower() == "debug",
     )

@@ -158,6 +158,13 @@ class Settings(BaseSettings):
         "and backend on every line about a job.",
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description="The event loop `atelier serve` runs on. asyncio answers in arrival "
+        "order under load; uvloop answers about 10% more requests a second when saturated, "
+        "but serves new requests before finished ones, so its slowest answers wait up to "
+        "ten times longer (docs/PERFORMANCE.md, section 5).",
+    )
 
     # The read path (jobs/readmodel.py).
     job_cache_size: int = Field(

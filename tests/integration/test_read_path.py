@@ -5,6 +5,7 @@ once are trusted for a bounded time."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from atelier.auth import keys as key_service
 from atelier.cli import app as cli
+from atelier.errors import JobNotFound
 from tests.graphs import image_graph, sampler_graph
 from tests.helpers import eventually, job, job_reaches, submit
 from tests.team import auth, make_key
@@ -56,6 +58,45 @@ async def test_held_status_follows_every_change(
         gone = await client.get(f"/api/v1/jobs/{other['id']}")
         assert gone.status_code == 404
         assert gone.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_jobs_read_together_each_get_their_own_document(
+    server_factory: Any, database_url: str
+) -> None:
+    """Misses in one turn of the loop share one transaction (jobs/readmodel.py): each
+    reader must still get its own job, at its own position, and a missing id a 404."""
+    server = await server_factory(database_url, [])  # no backend: everything waits
+    async with server.client() as client:
+        ids = [(await submit(client, image_graph(), labels={"n": str(n)}))["id"] for n in range(12)]
+        jobs = server.runtime.jobs
+        jobs.read_model.forget(ids, True)
+        batches: list[list[str]] = []
+        read = jobs._documents
+
+        async def counted(job_ids: list[str], base_url: str) -> Any:
+            batches.append(list(job_ids))
+            return await read(job_ids, base_url)
+
+        jobs._documents = counted
+        # As the server sees a burst of polls: every reader asks in the same turn.
+        answers = await asyncio.gather(
+            *(
+                jobs.status(job_id, owner=None, base_url=server.url)
+                for job_id in [*ids, "no-such-job"]
+            ),
+            return_exceptions=True,
+        )
+        assert batches == [[*ids, "no-such-job"]]
+        assert isinstance(answers[-1], JobNotFound)
+        for n, (job_id, answer) in enumerate(zip(ids, answers, strict=False)):
+            body = json.loads(answer.body)
+            assert (body["id"], body["labels"], body["queue_position"]) == (job_id, {"n": str(n)}, n)
+            assert body == await _truth(server, job_id)
+            # and the same through the route (from memory, or on PostgreSQL perhaps read
+            # again: the bus reads this process's own submits back and drops the copies)
+            served = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+            served.pop("warnings")
+            assert served == {k: v for k, v in body.items() if k != "warnings"}
 
 
 async def test_queue_positions_stay_true(server_factory: Any, database_url: str) -> None:

@@ -127,6 +127,13 @@ class JobRepository:
             query = query.where(JobRow.owner == owner)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobRow]:
+        """The jobs of these ids that exist, without their graphs (see ``get``)."""
+        if not job_ids:
+            return []
+        query = select(JobRow).options(_NO_GRAPH).where(JobRow.id.in_(set(job_ids)))
+        return list((await self.session.execute(query)).scalars())
+
     async def by_attempt_id(self, attempt_id: str, *, owner: str | None = None) -> JobRow | None:
         """The job one of whose attempts had this id (its ComfyUI prompt id)."""
         query = (

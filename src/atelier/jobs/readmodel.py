@@ -14,7 +14,10 @@ An entry is dropped:
   is part of the document;
 - after ``ttl`` seconds in any case, which bounds how stale a change made by another
   process (a second replica, a worker) can look (a document read often is read again
-  in the background during its last quarter, so its readers do not wait);
+  in the background during its last quarter, so its readers do not wait). Each entry
+  lives between three quarters of ``ttl`` and all of it, drawn at random: documents
+  read together (a dashboard's first poll) are then read again at different times,
+  not in one burst that would hold up every request behind it;
 - least recently used first once ``size`` entries are held.
 
 A read that raced a change is not stored: a change of the job withdraws the load under
@@ -24,10 +27,13 @@ way, so a document read before a commit never outlives it.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from atelier.errors import JobNotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,14 @@ class _Entry:
     expires: float
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Jobs missed in one turn of the event loop, read in one load."""
+
+    ids: list[str] = field(default_factory=list)
+    task: asyncio.Future[Mapping[str, StatusDocument]] = field(init=False)
+
+
 @dataclass(frozen=True, slots=True)
 class _Flight:
     task: asyncio.Future[StatusDocument]
@@ -56,13 +70,20 @@ class _Flight:
 
 class JobReadModel:
     def __init__(
-        self, *, size: int, ttl: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        size: int,
+        ttl: float,
+        spread: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.size = size
         self.ttl = ttl
+        self.spread = spread  # an entry lives between (1 - spread) * ttl and ttl
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._loading: dict[str, _Flight] = {}
+        self._batches: dict[str, _Batch] = {}  # by base URL: a document's links use it
         self._queue_generation = 0
         self.hits = 0
         self.misses = 0
@@ -75,11 +96,16 @@ class JobReadModel:
         return len(self._entries)
 
     async def read(
-        self, job_id: str, base_url: str, load: Callable[[], Awaitable[StatusDocument]]
+        self,
+        job_id: str,
+        base_url: str,
+        load: Callable[[list[str]], Awaitable[Mapping[str, StatusDocument]]],
     ) -> StatusDocument:
-        """The job's document from memory, or from ``load()`` (which reads the tables,
-        and raises when there is no such job). Readers who miss the same job together
-        share one load."""
+        """The job's document from memory, or from the tables: ``load(ids)`` reads the
+        documents of several jobs in one transaction (a job it does not return does not
+        exist). Readers who miss the same job together share one load, and the jobs
+        missed in the same turn of the event loop are read together: a dashboard's
+        first poll, or a change of the queue, costs one transaction, not one a job."""
         entry = self._entries.get(job_id)
         if entry is not None and self._fresh(entry, base_url):
             self._entries.move_to_end(job_id)
@@ -91,7 +117,7 @@ class JobReadModel:
             return entry.document
         self.misses += 1
         if not self.enabled:
-            return await load()
+            return await self._from_batch(self._batch(base_url, load, job_id), job_id)
         flight = self._loading.get(job_id)
         if flight is None or flight.base_url != base_url:
             flight = self._start_load(job_id, base_url, load)
@@ -99,12 +125,44 @@ class JobReadModel:
         return await asyncio.shield(flight.task)
 
     def _start_load(
-        self, job_id: str, base_url: str, load: Callable[[], Awaitable[StatusDocument]]
+        self,
+        job_id: str,
+        base_url: str,
+        load: Callable[[list[str]], Awaitable[Mapping[str, StatusDocument]]],
     ) -> _Flight:
-        flight = _Flight(asyncio.ensure_future(load()), base_url, self._queue_generation)
+        task = asyncio.ensure_future(self._from_batch(self._batch(base_url, load, job_id), job_id))
+        flight = _Flight(task, base_url, self._queue_generation)
         self._loading[job_id] = flight
         flight.task.add_done_callback(lambda _: self._landed(job_id, flight))
         return flight
+
+    def _batch(
+        self,
+        base_url: str,
+        load: Callable[[list[str]], Awaitable[Mapping[str, StatusDocument]]],
+        job_id: str,
+    ) -> _Batch:
+        """The load this turn's misses join (it starts on the loop's next turn), with
+        ``job_id`` in it."""
+        batch = self._batches.get(base_url)
+        if batch is None:
+            batch = self._batches[base_url] = _Batch()
+
+            async def run(batch: _Batch = batch) -> Mapping[str, StatusDocument]:
+                del self._batches[base_url]  # a later miss starts the next batch
+                return await load(batch.ids)
+
+            batch.task = asyncio.ensure_future(run())
+        batch.ids.append(job_id)
+        return batch
+
+    @staticmethod
+    async def _from_batch(batch: _Batch, job_id: str) -> StatusDocument:
+        documents = await asyncio.shield(batch.task)
+        document = documents.get(job_id)
+        if document is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return document
 
     def forget(self, job_ids: Collection[str], queue_changed: bool) -> None:
         """Drop what is held of these jobs (an ``EventBus.on_jobs_changed`` listener).
@@ -126,7 +184,8 @@ class JobReadModel:
         document = task.result()
         if document.queued and flight.queue_generation != self._queue_generation:
             return
-        entry = _Entry(document, flight.base_url, flight.queue_generation, self._clock() + self.ttl)
+        lifetime = self.ttl * random.uniform(1 - self.spread, 1.0)  # spread, see the module's notes
+        entry = _Entry(document, flight.base_url, flight.queue_generation, self._clock() + lifetime)
         self._entries[job_id] = entry
         self._entries.move_to_end(job_id)
         while len(self._entries) > self.size:

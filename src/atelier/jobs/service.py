@@ -136,18 +136,33 @@ class JobsService:
     async def status(self, job_id: str, *, owner: str | None, base_url: str) -> StatusDocument:
         """The job as JSON (a ``JobView``), from the read model when it holds it."""
 
-        async def load() -> StatusDocument:
-            async with self.ledger.unit() as unit:
-                job = await unit.jobs.get(job_id)
-                if job is None:
-                    raise JobNotFound(f"no job {job_id!r}")
-                view = await self._view(unit, job, base_url)
-            return StatusDocument(to_json(view), job.owner, view.status == JobStatus.QUEUED)
+        async def load(job_ids: list[str]) -> dict[str, StatusDocument]:
+            return await self._documents(job_ids, base_url)
 
         document = await self.read_model.read(job_id, base_url, load)
         if owner is not None and document.owner != owner:
             raise JobNotFound(f"no job {job_id!r}")
         return document
+
+    async def _documents(self, job_ids: list[str], base_url: str) -> dict[str, StatusDocument]:
+        """The status documents of these jobs (those that exist), read in one transaction."""
+        async with self.ledger.unit() as unit:
+            jobs = await unit.jobs.get_many(job_ids)
+            found = [job.id for job in jobs]
+            attempts = await unit.jobs.attempts_for(found)
+            outputs = await unit.artifacts.for_jobs(found)
+            positions = await unit.jobs.queue_positions(
+                [job for job in jobs if job.status == JobStatus.QUEUED]
+            )
+        documents = {}
+        for job in jobs:
+            view = job_view(
+                job, attempts[job.id], outputs[job.id], positions.get(job.id), base_url, self.sign_url
+            )
+            documents[job.id] = StatusDocument(
+                to_json(view), job.owner, view.status == JobStatus.QUEUED
+            )
+        return documents
 
     async def find(
         self,
