@@ -12,7 +12,8 @@ import asyncio
 import contextvars
 import logging
 import uuid
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -124,48 +125,52 @@ class JobLedger:
                 log.exception("could not record progress")
 
     async def flush_progress(self) -> None:
-        """Write waiting progress now: a job's last steps go before its end. Batches are
-        taken and written under one lock, so their events keep the order they came in."""
+        """Write waiting progress now. Batches are taken and written under one lock, so
+        their events keep the order they came in."""
         async with self._progress_lock:
             if self._progress or self._started:
-                batch, self._progress = self._progress, []
-                started, self._started = self._started, {}
-                await self._write_progress(batch, started)
+                async with self.unit() as unit:
+                    await self._write_progress(unit)
 
-    async def _write_progress(
-        self,
-        batch: list[tuple[str, str, dict[str, Any]]],
-        started: dict[str, tuple[str, datetime]],
-    ) -> None:
+    @asynccontextmanager
+    async def _after_progress(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction that first writes the progress still waiting: a job's last
+        steps go before its end, in the same commit (a transaction a job fewer than a
+        flush of its own), under the progress lock, so events keep their order."""
+        async with self._progress_lock, self.unit() as unit:
+            await self._write_progress(unit)
+            yield unit
+
+    async def _write_progress(self, unit: UnitOfWork) -> None:
+        batch, self._progress = self._progress, []
+        started, self._started = self._started, {}
         latest = {job_id: (attempt_id, snapshot) for job_id, attempt_id, snapshot in batch}
-        async with self.unit() as unit:
-            for job_id, (attempt_id, at) in started.items():
-                await unit.jobs.transition(job_id, START, if_attempt=attempt_id, started_at=at)
-            current: set[str] = set()
-            for job_id, (attempt_id, snapshot) in latest.items():
-                if await unit.jobs.transition(
-                    job_id,
-                    PROGRESS,
-                    if_attempt=attempt_id,
-                    progress=snapshot["progress"],
-                    current_node=snapshot.get("node"),
-                    current_node_type=snapshot.get("node_type"),
-                    step=snapshot.get("step"),
-                    max_steps=snapshot.get("max_steps", snapshot.get("max")),
-                    stage=snapshot.get("stage"),
-                    eta_seconds=snapshot.get("eta_seconds"),
-                ):
-                    current.add(job_id)
-            for job_id, _attempt, snapshot in batch:
-                if job_id in current:
-                    await unit.emit(job_id, events.PROGRESS, snapshot)
+        for job_id, (attempt_id, at) in started.items():
+            await unit.jobs.transition(job_id, START, if_attempt=attempt_id, started_at=at)
+        current: set[str] = set()
+        for job_id, (attempt_id, snapshot) in latest.items():
+            if await unit.jobs.transition(
+                job_id,
+                PROGRESS,
+                if_attempt=attempt_id,
+                progress=snapshot["progress"],
+                current_node=snapshot.get("node"),
+                current_node_type=snapshot.get("node_type"),
+                step=snapshot.get("step"),
+                max_steps=snapshot.get("max_steps", snapshot.get("max")),
+                stage=snapshot.get("stage"),
+                eta_seconds=snapshot.get("eta_seconds"),
+            ):
+                current.add(job_id)
+        for job_id, _attempt, snapshot in batch:
+            if job_id in current:
+                await unit.emit(job_id, events.PROGRESS, snapshot)
 
     async def complete(
         self, job_id: str, attempt_id: str, outputs: list[CollectedOutput], *, owner: str | None
     ) -> bool:
-        await self.flush_progress()
         now = utcnow()
-        async with self.unit() as unit:
+        async with self._after_progress() as unit:
             changed = await unit.jobs.transition(
                 job_id,
                 COMPLETE,
@@ -203,8 +208,7 @@ class JobLedger:
         return True
 
     async def fail(self, job_id: str, attempt_id: str | None, error: dict[str, Any]) -> bool:
-        await self.flush_progress()
-        async with self.unit() as unit:
+        async with self._after_progress() as unit:
             changed = await unit.jobs.transition(
                 job_id,
                 FAIL if attempt_id else FAIL_UNRUN,
@@ -220,8 +224,7 @@ class JobLedger:
 
     async def cancelled(self, job_id: str, attempt_id: str | None) -> bool:
         """running (or queued) -> cancelled."""
-        await self.flush_progress()
-        async with self.unit() as unit:
+        async with self._after_progress() as unit:
             changed = await unit.jobs.transition(
                 job_id,
                 CANCEL_RUNNING if attempt_id else CANCEL_QUEUED,
@@ -280,9 +283,8 @@ class JobLedger:
     ) -> JobStatus | None:
         """The attempt was lost with its backend: queue the job again, or fail it once it
         has lost ``max_attempts`` backends. Returns the job's new status (None: deleted)."""
-        await self.flush_progress()
         error = {"type": "backend_lost", "message": reason, "retryable": True}
-        async with self.unit() as unit:
+        async with self._after_progress() as unit:
             job = await unit.jobs.get(job_id)
             if job is None:
                 return None
@@ -320,10 +322,9 @@ class JobLedger:
     async def transfer(self, job_id: str, attempt_id: str, backend: str) -> str | None:
         """Move a job that was waiting, pipelined, in one backend's queue (and has been
         deleted there) to another backend, as a new attempt, in one transaction."""
-        await self.flush_progress()
         new_attempt = str(uuid.uuid4())
         now = utcnow()
-        async with self.unit() as unit:
+        async with self._after_progress() as unit:
             job = await unit.jobs.get(job_id)
             if job is None or job.cancel_requested:
                 return None
