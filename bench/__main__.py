@@ -11,6 +11,7 @@ SCENARIOS = {
     "affinity": "Scenario 3: model switches with affinity on, off, round robin",
     "fairness": "Scenario 4: one owner floods, another's wait with fair share on/off",
     "api": "Scenario 5: submit and status throughput and latency, SQLite and PostgreSQL",
+    "loops": "Scenario 5b: uvloop vs asyncio's loop, one core saturated: rate and tail",
     "progress": "Scenario 6: progress latency from ComfyUI to an SSE client",
     "memory": "Scenario 7: server memory with 100,000 jobs and a 200 MB download",
     "startup": "Start-up cost: import and build the app, CPU, RSS, modules",

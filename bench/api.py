@@ -42,10 +42,10 @@ async def _admin(statement: str) -> None:
 
 
 @contextmanager
-def bare_uvicorn() -> Iterator[str]:
+def bare_uvicorn(loop: str = "uvloop", busy_us: float = 0) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.bare", str(port)],
+        [sys.executable, "-m", "bench.bare", str(port), loop, str(busy_us)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,11 +1,14 @@
 """The baseline of ``bench api``: a bare ASGI app under uvicorn (same loop and HTTP parser
 as ``atelier serve``) answering every request with one fixed JSON document of about the
-size of a job's status. ``python -m bench.bare PORT``."""
+size of a job's status. ``python -m bench.bare PORT [LOOP] [BUSY_US]``: LOOP is uvloop (the
+default) or asyncio; BUSY_US makes every answer spin that many microseconds of CPU first,
+so the app saturates a core the way Atelier does (``bench loops``)."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import uvicorn
@@ -27,11 +30,18 @@ DOCUMENT = json.dumps(
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(DOCUMENT)).encode())]
 
 
+BUSY = float(sys.argv[3]) / 1e6 if len(sys.argv) > 3 else 0.0
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body"):
         pass
+    if BUSY:
+        end = time.perf_counter() + BUSY
+        while time.perf_counter() < end:
+            pass
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": DOCUMENT})
 
@@ -41,7 +51,7 @@ if __name__ == "__main__":
         app,
         host="127.0.0.1",
         port=int(sys.argv[1]),
-        loop="uvloop",
+        loop=sys.argv[2] if len(sys.argv) > 2 else "uvloop",
         http="httptools",
         log_level="warning",
         access_log=False,

@@ -59,7 +59,9 @@ async def test_metrics_move_as_jobs_run(server_factory: Any, fake: Any, tmp_path
             done = value(
                 after, "atelier_job_execution_seconds_count", workflow="graph", status="completed"
             )
-            return after if done == 2 else None
+            # Timings are read in batches of the jobs that end close together.
+            invert = value(after, "atelier_job_queue_wait_seconds_count", workflow="invert")
+            return after if done == 2 and invert == 1 else None
 
         after = await eventually(moved, timeout=10)
     assert value(after, "atelier_jobs", status="completed") == 3

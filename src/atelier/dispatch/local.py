@@ -141,34 +141,30 @@ class LocalDispatcher:
         ]
         if not slots:
             return 0
-        async with self.ledger.unit() as unit:
-            window = await self.window.read(unit.jobs)
-        if not window:
-            self._move_pipelined_to_idle_backends()
-            return 0
-        by_id = {job.id: job for job in window}
-        in_flight: dict[str | None, int] = {}
-        for runner in self.runners.values():
-            in_flight[runner.attempt.owner] = in_flight.get(runner.attempt.owner, 0) + 1
-        rules = rounds.rules(
-            self.settings,
-            last_backend=self._last_backend,
-            owner_caps=self.owner_caps,
-            in_flight=in_flight,
-        )
-        picks = policy.assign(self.window.candidates(window, utcnow()), slots, rules)
-        if not picks:
-            return 0
-        # The round's claims are one transaction, and the graphs of the jobs it claimed
-        # are read with them: the only graphs a round reads.
+        # One transaction a round: the window, the claims, and the graphs of the jobs
+        # claimed (the only graphs a round reads). The policy between them is CPU only.
         claimed: list[tuple[QueuedJob, str, str]] = []
         async with self.ledger.unit() as unit:
+            window = await self.window.read(unit.jobs)
+            picks = self._pick(window, slots) if window else []
+            by_id = {job.id: job for job in window}
             for job_id, backend_name in picks:
                 job = by_id[job_id]
                 attempt_id = await self.ledger.claim_in(unit, job_id, backend_name, job.attempt + 1)
                 if attempt_id is not None:  # else cancelled meanwhile
                     claimed.append((job, backend_name, attempt_id))
-            graphs = await unit.jobs.graphs([job.id for job, _, _ in claimed])
+            graphs = {
+                job.id: self.window.fresh_graphs[job.id]
+                for job, _, _ in claimed
+                if job.id in self.window.fresh_graphs
+            }
+            if unread := [job.id for job, _, _ in claimed if job.id not in graphs]:
+                graphs.update(await unit.jobs.graphs(unread))
+        if not window:
+            self._move_pipelined_to_idle_backends()
+            return 0
+        if not picks:
+            return 0
         for job, backend_name, attempt_id in claimed:
             self._last_backend = backend_name
             backend = self.pool.get(backend_name)
@@ -187,6 +183,19 @@ class LocalDispatcher:
         if len(window) == len(claimed):
             self._move_pipelined_to_idle_backends()
         return len(claimed)
+
+    def _pick(self, window: list[QueuedJob], slots: list[policy.Slot]) -> list[tuple[str, str]]:
+        """The policy's (job id, backend) picks for this round."""
+        in_flight: dict[str | None, int] = {}
+        for runner in self.runners.values():
+            in_flight[runner.attempt.owner] = in_flight.get(runner.attempt.owner, 0) + 1
+        rules = rounds.rules(
+            self.settings,
+            last_backend=self._last_backend,
+            owner_caps=self.owner_caps,
+            in_flight=in_flight,
+        )
+        return policy.assign(self.window.candidates(window, utcnow()), slots, rules)
 
     def _move_pipelined_to_idle_backends(self) -> None:
         """The queue is empty but a backend sits idle while another has a job waiting,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from atelier.comfyui import capabilities
 from atelier.db.repositories import JobRepository, QueuedJob
@@ -24,11 +25,15 @@ class QueueWindow:
 
     def __init__(self) -> None:
         self._needs: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        # The graphs the last read fetched (the jobs new to the window), which a round
+        # that claims one of them at once need not read again.
+        self.fresh_graphs: dict[str, dict[str, Any]] = {}
 
     async def read(self, jobs: JobRepository) -> list[QueuedJob]:
         window = await jobs.dispatchable(per_owner=CLAIM_WINDOW)
         missing = [job.id for job in window if job.id not in self._needs]
-        for job_id, graph in (await jobs.graphs(missing)).items():
+        self.fresh_graphs = await jobs.graphs(missing) if missing else {}
+        for job_id, graph in self.fresh_graphs.items():
             self._needs[job_id] = (
                 capabilities.graph_classes(graph),
                 capabilities.graph_models(graph),

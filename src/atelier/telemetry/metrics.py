@@ -37,6 +37,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JOB_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 FINISHED = {events.COMPLETED, events.FAILED, events.CANCELLED}
+# Jobs ending within this many seconds of each other have their timings read together.
+OBSERVE_WINDOW = 0.5
 RAW_GRAPH = "graph"  # the workflow label of a job submitted as a raw graph
 
 
@@ -97,32 +99,46 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def _consume(self, runtime: Runtime) -> None:
-        """Observe each finished job's queue wait and execution time."""
+        """Observe each finished job's queue wait and execution time. The jobs that end
+        within ``OBSERVE_WINDOW`` of each other are read in one transaction."""
         async with runtime.bus.subscribe() as subscription:
             while True:
-                event = await subscription.queue.get()
-                if subscription.lagged:  # some were missed; the gauges stay exact
-                    subscription.lagged = False
-                    log.warning("metrics fell behind the event stream; some timings skipped")
-                if event.type not in FINISHED:
-                    continue
+                ended: dict[str, str] = {}
+                deadline: float | None = None
+                while deadline is None or (left := deadline - time.monotonic()) > 0:
+                    try:
+                        if deadline is None:
+                            event = await subscription.queue.get()
+                        else:
+                            async with asyncio.timeout(left):
+                                event = await subscription.queue.get()
+                    except TimeoutError:
+                        break
+                    if subscription.lagged:  # some were missed; the gauges stay exact
+                        subscription.lagged = False
+                        log.warning("metrics fell behind the event stream; some timings skipped")
+                    if event.type in FINISHED:
+                        ended[event.job_id] = event.type
+                        deadline = deadline or time.monotonic() + OBSERVE_WINDOW
                 try:
-                    await self._observe(runtime, event.job_id, event.type)
+                    await self._observe(runtime, ended)
                 except Exception:
-                    log.exception("could not record the timings of job %s", event.job_id)
+                    log.exception("could not record the timings of %d jobs", len(ended))
 
-    async def _observe(self, runtime: Runtime, job_id: str, status: str) -> None:
+    async def _observe(self, runtime: Runtime, ended: dict[str, str]) -> None:
         async with runtime.database.transaction() as session:
-            job = await OperationsRepository(session).job(job_id)
-        if job is None or job.started_at is None:
-            return  # cancelled while queued: it never waited its turn to the end
-        workflow = job.workflow or RAW_GRAPH
-        self.queue_wait.labels(workflow).observe(
-            max(0.0, (job.started_at - job.created_at).total_seconds())
-        )
-        if job.finished_at is not None:
-            seconds = (job.finished_at - job.started_at).total_seconds()
-            self.execution.labels(workflow, status).observe(max(0.0, seconds))
+            timings = await OperationsRepository(session).timings(ended)
+        for job_id, status in ended.items():
+            job = timings.get(job_id)
+            if job is None or job.started_at is None:
+                continue  # cancelled while queued: it never waited its turn to the end
+            workflow = job.workflow or RAW_GRAPH
+            self.queue_wait.labels(workflow).observe(
+                max(0.0, (job.started_at - job.created_at).total_seconds())
+            )
+            if job.finished_at is not None:
+                seconds = (job.finished_at - job.started_at).total_seconds()
+                self.execution.labels(workflow, status).observe(max(0.0, seconds))
 
 
 class StateCollector(Collector):
