@@ -145,11 +145,12 @@ class JobReadModel:
         """The load this turn's misses join (it starts on the loop's next turn), with
         ``job_id`` in it."""
         batch = self._batches.get(base_url)
-        if batch is None:
+        if batch is None or batch.task.done():  # done before it ran: cancelled at a stop
             batch = self._batches[base_url] = _Batch()
 
             async def run(batch: _Batch = batch) -> Mapping[str, StatusDocument]:
-                del self._batches[base_url]  # a later miss starts the next batch
+                if self._batches.get(base_url) is batch:
+                    del self._batches[base_url]  # a later miss starts the next batch
                 return await load(batch.ids)
 
             batch.task = asyncio.ensure_future(run())
