@@ -90,7 +90,11 @@ async def test_jobs_read_together_each_get_their_own_document(
         assert isinstance(answers[-1], JobNotFound)
         for n, (job_id, answer) in enumerate(zip(ids, answers, strict=False)):
             body = json.loads(answer.body)
-            assert (body["id"], body["labels"], body["queue_position"]) == (job_id, {"n": str(n)}, n)
+            assert (body["id"], body["labels"], body["queue_position"]) == (
+                job_id,
+                {"n": str(n)},
+                n,
+            )
             assert body == await _truth(server, job_id)
             # and the same through the route (from memory, or on PostgreSQL perhaps read
             # again: the bus reads this process's own submits back and drops the copies)

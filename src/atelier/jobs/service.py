@@ -157,7 +157,12 @@ class JobsService:
         documents = {}
         for job in jobs:
             view = job_view(
-                job, attempts[job.id], outputs[job.id], positions.get(job.id), base_url, self.sign_url
+                job,
+                attempts[job.id],
+                outputs[job.id],
+                positions.get(job.id),
+                base_url,
+                self.sign_url,
             )
             documents[job.id] = StatusDocument(
                 to_json(view), job.owner, view.status == JobStatus.QUEUED
