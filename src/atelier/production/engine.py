@@ -32,6 +32,7 @@ from atelier.jobs.service import JobsService
 from atelier.jobs.views import JobCreate
 from atelier.media.inputs import copy_for_job
 from atelier.production.gates import GateKeeper
+from atelier.production.locks import KeyedLocks
 from atelier.production.media_steps import MediaSteps
 from atelier.production.run_state import (
     ACTIVE,
@@ -80,7 +81,7 @@ class RunEngine:
         self.media = media
         self.gates = gates
         self.resync_interval = resync_interval
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._dirty: set[str] = set()
         self._again: set[str] = set()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -117,9 +118,6 @@ class RunEngine:
         self._active.add(run_id)
         self._dirty.add(run_id)
         self._wakeup.set()
-
-    def lock(self, run_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(run_id, asyncio.Lock())
 
     async def _listen(self) -> None:
         async with self.bus.subscribe() as subscription:
@@ -200,7 +198,7 @@ class RunEngine:
     # The state machine
 
     async def advance(self, run_id: str) -> None:
-        async with self.lock(run_id):
+        async with self._locks.hold(run_id):
             await self._advance(run_id)
 
     async def _advance(self, run_id: str) -> None:
@@ -607,6 +605,6 @@ class RunEngine:
     # Changes a person asks for (under the run's lock, then the engine moves on)
 
     async def act(self, run_id: str, change: Callable[[], Awaitable[None]]) -> None:
-        async with self.lock(run_id):
+        async with self._locks.hold(run_id):
             await change()
         self.wake(run_id)
