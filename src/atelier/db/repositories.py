@@ -72,42 +72,6 @@ class JobChanges:
 
 
 @functools.lru_cache(maxsize=256)
-def _dispatchable_query() -> Any:
-    """The queue window's SELECT (``JobRepository.dispatchable``), the per-owner bound
-    passed as ``per_owner``: built once, since building it costs more than running it on
-    a short queue, and a round runs it every time a slot frees (and every poll)."""
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=JobRow.owner,
-            order_by=(JobRow.priority.desc(), JobRow.created_at, JobRow.id),
-        )
-        .label("rank")
-    )
-    ranked = (
-        select(JobRow.id, rank)
-        .where(JobRow.status == JobStatus.QUEUED, JobRow.cancel_requested.is_(False))
-        .subquery()
-    )
-    return (
-        select(
-            JobRow.id,
-            JobRow.priority,
-            JobRow.owner,
-            JobRow.checkpoint,
-            JobRow.vram_required,
-            JobRow.created_at,
-            JobRow.attempt,
-        )
-        .join(ranked, ranked.c.id == JobRow.id)
-        .where(ranked.c.rank <= bindparam("per_owner"))
-        .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
-    )
-
-
-_DISPATCHABLE = _dispatchable_query()
-
-
 def _positions_query(count: int) -> Any:
     """SELECT of ``count`` queue positions, the jobs' values bound by name (p0, c0, i0,
     p1, ...): built once per page size, since building it costs more than running it."""
@@ -279,8 +243,34 @@ class JobRepository:
         that one owner's flood cannot hide another owner's job from the scheduler. Only
         the columns a round weighs: a round reads this window every time a slot frees,
         and the graphs are read once per job (``graphs``)."""
-        rows = await self.session.execute(_DISPATCHABLE, {"per_owner": per_owner})
-        return [QueuedJob(*row) for row in rows]
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=JobRow.owner,
+                order_by=(JobRow.priority.desc(), JobRow.created_at, JobRow.id),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(JobRow.id, rank)
+            .where(JobRow.status == JobStatus.QUEUED, JobRow.cancel_requested.is_(False))
+            .subquery()
+        )
+        query = (
+            select(
+                JobRow.id,
+                JobRow.priority,
+                JobRow.owner,
+                JobRow.checkpoint,
+                JobRow.vram_required,
+                JobRow.created_at,
+                JobRow.attempt,
+            )
+            .join(ranked, ranked.c.id == JobRow.id)
+            .where(ranked.c.rank <= per_owner)
+            .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
+        )
+        return [QueuedJob(*row) for row in await self.session.execute(query)]
 
     async def graphs(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The graphs of these jobs, by id (a job deleted meanwhile is left out)."""
