@@ -105,10 +105,13 @@ class Metrics:
             while True:
                 ended: dict[str, str] = {}
                 deadline: float | None = None
-                while True:
-                    try:  # no deadline until the first end; then OBSERVE_WINDOW from it
-                        async with asyncio.timeout_at(deadline):
+                while deadline is None or (left := deadline - time.monotonic()) > 0:
+                    try:
+                        if deadline is None:
                             event = await subscription.queue.get()
+                        else:
+                            async with asyncio.timeout(left):
+                                event = await subscription.queue.get()
                     except TimeoutError:
                         break
                     if subscription.lagged:  # some were missed; the gauges stay exact
@@ -116,7 +119,7 @@ class Metrics:
                         log.warning("metrics fell behind the event stream; some timings skipped")
                     if event.type in FINISHED:
                         ended[event.job_id] = event.type
-                        deadline = deadline or asyncio.get_running_loop().time() + OBSERVE_WINDOW
+                        deadline = deadline or time.monotonic() + OBSERVE_WINDOW
                 try:
                     await self._observe(runtime, ended)
                 except Exception:
